@@ -1,0 +1,309 @@
+//! Setting paymetrics up: [`PaymetricsBuilder`], the [`Paymetrics`] guard it returns and the
+//! cloneable [`PaymetricsHandle`].
+
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use metrics::Recorder;
+
+use crate::{
+    Error,
+    dogstatsd::{ClientTelemetry, DogStatsdBuilder, DogStatsdExporter, SharedCounters},
+    export::Exporter,
+    flusher::{self, Shared},
+    message::Message,
+    recorder::{Inner, Limits, PaymetricsRecorder},
+    snapshot::Snapshot,
+};
+
+/// Default flush interval: the Agent's own aggregation interval.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+/// Default cap on live series per metric name.
+pub const DEFAULT_MAX_SERIES_PER_METRIC: usize = 1000;
+/// Default number of idle flushes after which a series expires (5 minutes at 10 s).
+pub const DEFAULT_IDLE_FLUSHES_BEFORE_EXPIRY: u32 = 30;
+/// Default bound on the final flush at shutdown.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default capacity of the queue of events, service checks and timestamped points.
+pub const DEFAULT_MESSAGE_QUEUE_CAPACITY: usize = 10_000;
+
+/// Configures and starts paymetrics.
+///
+/// ```
+/// use std::time::Duration;
+/// use paymetrics::{PaymetricsBuilder, dogstatsd::DogStatsdBuilder};
+///
+/// let metrics = PaymetricsBuilder::new()
+///     .flush_interval(Duration::from_secs(2))
+///     .max_series_per_metric(500)
+///     .dogstatsd(DogStatsdBuilder::new().service("payments-api").prefix("paypal"))
+///     .build()?;
+/// # metrics.shutdown();
+/// # Ok::<(), paymetrics::Error>(())
+/// ```
+pub struct PaymetricsBuilder {
+    flush_interval: Duration,
+    max_series_per_metric: usize,
+    idle_flushes: u32,
+    dogstatsd: Option<DogStatsdBuilder>,
+    exporters: Vec<Box<dyn Exporter>>,
+    attached: Vec<Arc<dyn Recorder + Send + Sync>>,
+    shutdown_timeout: Duration,
+    queue_capacity: usize,
+}
+
+impl std::fmt::Debug for PaymetricsBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymetricsBuilder")
+            .field("flush_interval", &self.flush_interval)
+            .field("max_series_per_metric", &self.max_series_per_metric)
+            .field("idle_flushes", &self.idle_flushes)
+            .field("dogstatsd", &self.dogstatsd)
+            .field("exporters", &self.exporters)
+            .field("attached_recorders", &self.attached.len())
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .finish()
+    }
+}
+
+impl Default for PaymetricsBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PaymetricsBuilder {
+    /// Defaults: DogStatsD configured from the environment, 10 s flushes, 1000 series per
+    /// metric, expiry after 30 idle flushes.
+    pub fn new() -> Self {
+        Self {
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
+            max_series_per_metric: DEFAULT_MAX_SERIES_PER_METRIC,
+            idle_flushes: DEFAULT_IDLE_FLUSHES_BEFORE_EXPIRY,
+            dogstatsd: Some(DogStatsdBuilder::new()),
+            exporters: vec![],
+            attached: vec![],
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            queue_capacity: DEFAULT_MESSAGE_QUEUE_CAPACITY,
+        }
+    }
+
+    /// How often the flusher snapshots and exports (at least 1 ms).
+    pub fn flush_interval(mut self, interval: Duration) -> Self {
+        self.flush_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Caps live series per metric name. Past the cap, new label combinations are recorded
+    /// into one overflow series tagged `paymetrics.overflow:true` and counted; memory stays
+    /// bounded. The cap may be passed by at most the number of threads registering at once.
+    pub fn max_series_per_metric(mut self, max: usize) -> Self {
+        self.max_series_per_metric = max.max(1);
+        self
+    }
+
+    /// Expires a series after this many flushes without an update (at least 1). Expired series
+    /// are no longer exported and their memory is freed, unless a handle to them is still held:
+    /// then they stay registered and resume with their next update.
+    pub fn expire_after_idle_flushes(mut self, flushes: u32) -> Self {
+        self.idle_flushes = flushes.max(1);
+        self
+    }
+
+    /// Configures the native DogStatsD exporter (on by default, from the environment).
+    pub fn dogstatsd(mut self, builder: DogStatsdBuilder) -> Self {
+        self.dogstatsd = Some(builder);
+        self
+    }
+
+    /// Turns the native DogStatsD exporter off.
+    pub fn without_dogstatsd(mut self) -> Self {
+        self.dogstatsd = None;
+        self
+    }
+
+    /// Adds an exporter; every flush hands it the same snapshot.
+    pub fn exporter(mut self, exporter: impl Exporter) -> Self {
+        self.exporters.push(Box::new(exporter));
+        self
+    }
+
+    /// Attaches another recorder (for example `metrics-exporter-dogstatsd` or a Prometheus
+    /// exporter) beside paymetrics' own storage. It sees every registration, once per series,
+    /// and every update through the handles paymetrics hands out.
+    pub fn attach_recorder(mut self, recorder: impl Recorder + Send + Sync + 'static) -> Self {
+        self.attached.push(Arc::new(recorder));
+        self
+    }
+
+    /// Bounds the final flush of [`Paymetrics::shutdown`] and of dropping the guard (default 5 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Capacity of the queue of events, service checks and timestamped points (default 10,000).
+    pub fn message_queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// Starts the flusher and returns the guard, without installing the recorder globally; use
+    /// [`Paymetrics::recorder`] with [`metrics::with_local_recorder`], or [`install`](Self::install).
+    pub fn build(self) -> Result<Paymetrics, Error> {
+        let mut exporters = self.exporters;
+        let mut dogstatsd = None;
+        if let Some(builder) = &self.dogstatsd {
+            let exporter = DogStatsdExporter::new(builder.resolve()?);
+            dogstatsd = Some(exporter.shared_counters());
+            exporters.insert(0, Box::new(exporter));
+        }
+        let limits = Limits {
+            max_series_per_metric: self.max_series_per_metric,
+            idle_flushes_before_expiry: self.idle_flushes,
+        };
+        let inner = Arc::new(Inner::new(limits, self.attached));
+        let shared = Arc::new(Shared::new(Arc::clone(&inner), self.queue_capacity));
+        let thread = flusher::spawn(Arc::clone(&shared), exporters, self.flush_interval)
+            .map_err(Error::Thread)?;
+        Ok(Paymetrics {
+            recorder: PaymetricsRecorder { inner },
+            handle: PaymetricsHandle {
+                shared,
+                timeout: self.shutdown_timeout,
+            },
+            thread: Mutex::new(Some(thread)),
+            dogstatsd,
+        })
+    }
+
+    /// Builds, then installs the recorder as the process-wide `metrics` recorder.
+    pub fn install(self) -> Result<Paymetrics, Error> {
+        let metrics = self.build()?;
+        metrics::set_global_recorder(metrics.recorder.clone())
+            .map_err(|_| Error::RecorderAlreadyInstalled)?;
+        Ok(metrics)
+    }
+}
+
+/// A cheap, cloneable handle to a running paymetrics: flush, query, send messages.
+#[derive(Debug, Clone)]
+pub struct PaymetricsHandle {
+    shared: Arc<Shared>,
+    timeout: Duration,
+}
+
+impl PaymetricsHandle {
+    /// Flushes now and waits for the exporters (up to the shutdown timeout); `true` when done.
+    pub fn flush(&self) -> bool {
+        self.shared.flush(self.timeout)
+    }
+
+    /// The snapshot of the latest flush: every series' value, for in-process queries.
+    pub fn latest_snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.shared.latest()
+    }
+
+    /// Queues an event, service check or timestamped point for the next flush. Never blocks on
+    /// I/O; returns `false` (and counts it) if the queue is full.
+    pub fn send(&self, message: impl Into<Message>) -> bool {
+        self.shared.send(message.into())
+    }
+}
+
+/// The running paymetrics. Dropping it (or calling [`shutdown`](Self::shutdown)) flushes one
+/// last time, bounded by the shutdown timeout, and stops the flusher.
+#[derive(Debug)]
+pub struct Paymetrics {
+    recorder: PaymetricsRecorder,
+    handle: PaymetricsHandle,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    dogstatsd: Option<SharedCounters>,
+}
+
+impl Paymetrics {
+    /// The recorder, for [`metrics::with_local_recorder`] or to install yourself.
+    pub fn recorder(&self) -> &PaymetricsRecorder {
+        &self.recorder
+    }
+
+    /// A cloneable handle for other threads and tasks.
+    pub fn handle(&self) -> PaymetricsHandle {
+        self.handle.clone()
+    }
+
+    /// See [`PaymetricsHandle::flush`].
+    pub fn flush(&self) -> bool {
+        self.handle.flush()
+    }
+
+    /// See [`PaymetricsHandle::latest_snapshot`].
+    pub fn latest_snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.handle.latest_snapshot()
+    }
+
+    /// See [`PaymetricsHandle::send`].
+    pub fn send(&self, message: impl Into<Message>) -> bool {
+        self.handle.send(message)
+    }
+
+    /// The native DogStatsD exporter's cumulative telemetry, if it is on.
+    pub fn dogstatsd_telemetry(&self) -> Option<ClientTelemetry> {
+        self.dogstatsd.as_ref().map(|c| c.read())
+    }
+
+    /// Flushes one last time and stops the flusher, waiting at most the shutdown timeout;
+    /// `true` if everything was handed to the exporters in time.
+    pub fn shutdown(self) -> bool {
+        self.stop()
+    }
+
+    fn stop(&self) -> bool {
+        let Some(thread) = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return true;
+        };
+        let stopped = self.handle.shared.shutdown(self.handle.timeout);
+        if stopped {
+            let _ = thread.join();
+        } else {
+            tracing::warn!(
+                target: "paymetrics",
+                timeout = ?self.handle.timeout,
+                "the final flush did not finish in time; the flusher thread is left to finish alone"
+            );
+        }
+        stopped
+    }
+}
+
+impl Drop for Paymetrics {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl From<crate::message::Event> for Message {
+    fn from(e: crate::message::Event) -> Self {
+        Message::Event(e)
+    }
+}
+
+impl From<crate::message::ServiceCheck> for Message {
+    fn from(sc: crate::message::ServiceCheck) -> Self {
+        Message::ServiceCheck(sc)
+    }
+}
+
+impl From<crate::message::TimestampedMetric> for Message {
+    fn from(m: crate::message::TimestampedMetric) -> Self {
+        Message::Timestamped(m)
+    }
+}

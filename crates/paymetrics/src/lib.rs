@@ -1,0 +1,95 @@
+//! In-process metrics for payment platforms that report to Datadog.
+//!
+//! paymetrics is a recorder for the [`metrics`] facade. Applications (and paymetrics'
+//! integrations for tower, sqlx and redis) record with `metrics::counter!`, `gauge!` and
+//! `histogram!`; paymetrics aggregates locally in lock-free atomic cells, one registration per
+//! series, and a background flusher hands a [`Snapshot`](snapshot::Snapshot) of every series to
+//! the exporters every flush interval: the native [DogStatsD exporter](dogstatsd) by default,
+//! plus any [`Exporter`](export::Exporter) or other `metrics::Recorder` you attach.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! // Reads DD_DOGSTATSD_URL / DD_AGENT_HOST, DD_ENV, DD_SERVICE, DD_VERSION, ...
+//! let metrics = paymetrics::init()?;
+//!
+//! metrics::counter!("business.payment.attempts", "currency" => "EUR").increment(1);
+//! metrics::histogram!("business.payment.processing_time", "status" => "completed").record(84.0);
+//!
+//! // Dropping the guard flushes one last time.
+//! drop(metrics);
+//! # Ok::<(), paymetrics::Error>(())
+//! ```
+//!
+//! # Concepts
+//!
+//! * **Recorder** ([`PaymetricsRecorder`]): one [`metrics_util::registry::Registry`], an atomic
+//!   cell per series. Counters stripe themselves across cache lines when threads contend;
+//!   histograms keep log-linear buckets in bounded memory (relative error 0.79 %), never raw
+//!   values. A cardinality guard folds label combinations past a per-metric cap into an overflow
+//!   series, and idle series expire.
+//! * **Flusher**: the only thread that reads cells and talks to exporters. Recording threads
+//!   never block on I/O.
+//! * **Snapshots** ([`snapshot`]): counter totals and deltas, gauge values, histogram
+//!   count/sum/min/max and quantiles, for exporters and in-process queries.
+//! * **Messages** ([`message`]): events, service checks and timestamped points.
+//! * **Testing** ([`testing`]): assert what your code recorded.
+
+mod builder;
+pub mod dogstatsd;
+pub mod export;
+mod flusher;
+pub mod message;
+mod recorder;
+pub mod snapshot;
+pub mod testing;
+
+pub use builder::{
+    DEFAULT_FLUSH_INTERVAL, DEFAULT_IDLE_FLUSHES_BEFORE_EXPIRY, DEFAULT_MAX_SERIES_PER_METRIC,
+    DEFAULT_MESSAGE_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, Paymetrics, PaymetricsBuilder,
+    PaymetricsHandle,
+};
+pub use recorder::{OVERFLOW_TAG_KEY, PaymetricsRecorder};
+
+/// Bucket layout of paymetrics histograms.
+pub mod histogram {
+    pub use crate::recorder::histogram::{
+        MAX_EXPONENT, MIN_EXPONENT, RELATIVE_ERROR, SUB_BUCKET_BITS,
+    };
+}
+
+/// What can go wrong when setting paymetrics up. Recording itself never fails.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An agent address that does not parse.
+    #[error("invalid DogStatsD address {address:?}: {reason}")]
+    InvalidAddress {
+        /// The address as given.
+        address: String,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+    /// A setting out of range.
+    #[error("invalid paymetrics configuration: {0}")]
+    InvalidConfig(String),
+    /// Another `metrics` recorder is already installed in this process.
+    #[error(
+        "a global metrics recorder is already installed; build() and use with_local_recorder, or install once"
+    )]
+    RecorderAlreadyInstalled,
+    /// The flusher thread could not be started.
+    #[error("could not start the paymetrics flusher thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// A builder with the defaults: DogStatsD from the environment, 10 s flushes.
+pub fn builder() -> PaymetricsBuilder {
+    PaymetricsBuilder::new()
+}
+
+/// Installs paymetrics as the global recorder, configured from Datadog's environment variables
+/// (see [`dogstatsd::DogStatsdBuilder`]), and returns its guard.
+pub fn init() -> Result<Paymetrics, Error> {
+    PaymetricsBuilder::new().install()
+}

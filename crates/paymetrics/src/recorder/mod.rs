@@ -1,0 +1,495 @@
+//! The recorder: one registry, one atomic cell per series, a cardinality guard and idle expiry.
+//!
+//! This is where the hot path ends. Registration looks a key up in a
+//! [`metrics_util::registry::Registry`] (one hash probe under a shard read lock) and hands out
+//! an `Arc` to the series' cell; recording touches only that cell's atomics. Everything else
+//! (snapshots, formatting, I/O) happens on the flusher thread, which calls [`Inner::collect`].
+//! Wire formats and sockets live in the exporters and are unknown here.
+
+mod counter;
+mod gauge;
+pub(crate) mod histogram;
+
+use std::{
+    cell::RefCell,
+    collections::HashMap,
+    fmt,
+    sync::{
+        Arc, PoisonError, RwLock,
+        atomic::{AtomicU64, AtomicUsize, Ordering::*},
+    },
+};
+
+use metrics::{
+    Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit,
+};
+use metrics_util::registry::{Registry, Storage};
+
+pub(crate) use counter::CounterCell;
+pub(crate) use gauge::GaugeCell;
+pub(crate) use histogram::HistogramCell;
+
+use crate::snapshot::{CounterValue, GaugeValue, HistogramValue, Series, SeriesValue};
+
+/// The tag key that marks a metric's overflow series (see [`PaymetricsBuilder::max_series_per_metric`]).
+///
+/// [`PaymetricsBuilder::max_series_per_metric`]: crate::PaymetricsBuilder::max_series_per_metric
+pub const OVERFLOW_TAG_KEY: &str = "paymetrics.overflow";
+
+/// Counters the recorder keeps about itself; read by exporters' telemetry.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    /// Gauge or histogram values that were NaN or infinite, dropped at record time.
+    pub(crate) non_finite_dropped: AtomicU64,
+    /// Registrations folded into an overflow series by the cardinality guard.
+    pub(crate) overflow_registrations: AtomicU64,
+    /// Series removed from the registry after staying idle.
+    pub(crate) series_expired: AtomicU64,
+    /// Events, service checks and timestamped points dropped because the queue was full.
+    pub(crate) messages_dropped: AtomicU64,
+}
+
+/// Per-name bookkeeping for the cardinality guard.
+#[derive(Debug, Default)]
+struct NameState {
+    live: AtomicUsize,
+}
+
+thread_local! {
+    // A cell built by `Inner::create_*` (with its attached-recorder handles) waiting for the
+    // registry to ask the storage for it. The registry calls the storage synchronously, on this
+    // thread, at most once per `get_or_create_*`, so the slot never leaks across calls.
+    static PENDING: RefCell<Option<PendingCell>> = const { RefCell::new(None) };
+}
+
+enum PendingCell {
+    Counter(Arc<CounterCell>),
+    Gauge(Arc<GaugeCell>),
+    Histogram(Arc<HistogramCell>),
+}
+
+/// Registry storage: hands out the pending cell and counts live series per name.
+#[derive(Debug)]
+pub(crate) struct CellStorage {
+    stats: Arc<Stats>,
+    names: RwLock<HashMap<SharedString, Arc<NameState>>>,
+}
+
+impl CellStorage {
+    fn name_state(&self, name: &str) -> Arc<NameState> {
+        if let Some(state) = self
+            .names
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+        {
+            return Arc::clone(state);
+        }
+        let mut names = self.names.write().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(
+            names
+                .entry(SharedString::from(name.to_owned()))
+                .or_default(),
+        )
+    }
+
+    fn count_new(&self, key: &Key) {
+        if !is_overflow(key) {
+            self.name_state(key.name()).live.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn count_removed(&self, key: &Key) {
+        if !is_overflow(key) {
+            self.name_state(key.name()).live.fetch_sub(1, Relaxed);
+        }
+    }
+
+    fn take_pending(&self) -> Option<PendingCell> {
+        PENDING.with(|p| p.borrow_mut().take())
+    }
+}
+
+fn is_overflow(key: &Key) -> bool {
+    key.labels().any(|l| l.key() == OVERFLOW_TAG_KEY)
+}
+
+impl Storage<Key> for CellStorage {
+    type Counter = Arc<CounterCell>;
+    type Gauge = Arc<GaugeCell>;
+    type Histogram = Arc<HistogramCell>;
+
+    fn counter(&self, key: &Key) -> Self::Counter {
+        self.count_new(key);
+        match self.take_pending() {
+            Some(PendingCell::Counter(cell)) => cell,
+            _ => Arc::new(CounterCell::new(Box::new([]))),
+        }
+    }
+
+    fn gauge(&self, key: &Key) -> Self::Gauge {
+        self.count_new(key);
+        match self.take_pending() {
+            Some(PendingCell::Gauge(cell)) => cell,
+            _ => Arc::new(GaugeCell::new(Arc::clone(&self.stats), Box::new([]))),
+        }
+    }
+
+    fn histogram(&self, key: &Key) -> Self::Histogram {
+        self.count_new(key);
+        match self.take_pending() {
+            Some(PendingCell::Histogram(cell)) => cell,
+            _ => Arc::new(HistogramCell::new(Arc::clone(&self.stats), Box::new([]))),
+        }
+    }
+}
+
+/// Limits the recorder enforces.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    pub(crate) max_series_per_metric: usize,
+    pub(crate) idle_flushes_before_expiry: u32,
+}
+
+/// A recorder attached beside paymetrics' own storage.
+pub(crate) type Attached = Arc<dyn Recorder + Send + Sync>;
+
+/// State shared by the recorder handles and the flusher.
+pub(crate) struct Inner {
+    registry: Registry<Key, CellStorage>,
+    pub(crate) stats: Arc<Stats>,
+    limits: Limits,
+    attached: Vec<Attached>,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inner")
+            .field("limits", &self.limits)
+            .field("stats", &self.stats)
+            .field("attached_recorders", &self.attached.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    pub(crate) fn new(limits: Limits, attached: Vec<Attached>) -> Self {
+        let stats = Arc::new(Stats::default());
+        let storage = CellStorage {
+            stats: Arc::clone(&stats),
+            names: RwLock::default(),
+        };
+        Self {
+            registry: Registry::new(storage),
+            stats,
+            limits,
+            attached,
+        }
+    }
+
+    /// Returns the key to register `key` under: itself, or its metric's overflow series once the
+    /// metric has `max_series_per_metric` live series.
+    fn admit(&self, key: &Key) -> Key {
+        let state = self.registry.storage().name_state(key.name());
+        if state.live.load(Relaxed) < self.limits.max_series_per_metric || is_overflow(key) {
+            // Retained: later clones (snapshots) share the labels instead of copying them.
+            return key.to_retained();
+        }
+        self.stats.overflow_registrations.fetch_add(1, Relaxed);
+        let name = SharedString::from(key.name().to_owned());
+        Key::from_parts(
+            name,
+            vec![Label::from_static_parts(OVERFLOW_TAG_KEY, "true")],
+        )
+    }
+
+    #[cold]
+    fn create_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
+        let key = self.admit(key);
+        if let Some(cell) = self.registry.get_counter(&key) {
+            return Counter::from_arc(cell); // the overflow series, already registered
+        }
+        let attached = self
+            .attached
+            .iter()
+            .map(|r| r.register_counter(&key, metadata))
+            .collect();
+        PENDING.with(|p| {
+            *p.borrow_mut() = Some(PendingCell::Counter(Arc::new(CounterCell::new(attached))))
+        });
+        let cell = self.registry.get_or_create_counter(&key, Arc::clone);
+        PENDING.with(|p| p.borrow_mut().take());
+        Counter::from_arc(cell)
+    }
+
+    #[cold]
+    fn create_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
+        let key = self.admit(key);
+        if let Some(cell) = self.registry.get_gauge(&key) {
+            return Gauge::from_arc(cell); // the overflow series, already registered
+        }
+        let attached = self
+            .attached
+            .iter()
+            .map(|r| r.register_gauge(&key, metadata))
+            .collect();
+        let cell = GaugeCell::new(Arc::clone(&self.stats), attached);
+        PENDING.with(|p| *p.borrow_mut() = Some(PendingCell::Gauge(Arc::new(cell))));
+        let cell = self.registry.get_or_create_gauge(&key, Arc::clone);
+        PENDING.with(|p| p.borrow_mut().take());
+        Gauge::from_arc(cell)
+    }
+
+    #[cold]
+    fn create_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+        let key = self.admit(key);
+        if let Some(cell) = self.registry.get_histogram(&key) {
+            return Histogram::from_arc(cell); // the overflow series, already registered
+        }
+        let attached = self
+            .attached
+            .iter()
+            .map(|r| r.register_histogram(&key, metadata))
+            .collect();
+        let cell = HistogramCell::new(Arc::clone(&self.stats), attached);
+        PENDING.with(|p| *p.borrow_mut() = Some(PendingCell::Histogram(Arc::new(cell))));
+        let cell = self.registry.get_or_create_histogram(&key, Arc::clone);
+        PENDING.with(|p| p.borrow_mut().take());
+        Histogram::from_arc(cell)
+    }
+
+    pub(crate) fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
+        match self.registry.get_counter(key) {
+            Some(cell) => Counter::from_arc(cell),
+            None => self.create_counter(key, metadata),
+        }
+    }
+
+    pub(crate) fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
+        match self.registry.get_gauge(key) {
+            Some(cell) => Gauge::from_arc(cell),
+            None => self.create_gauge(key, metadata),
+        }
+    }
+
+    pub(crate) fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+        match self.registry.get_histogram(key) {
+            Some(cell) => Histogram::from_arc(cell),
+            None => self.create_histogram(key, metadata),
+        }
+    }
+
+    fn describe(&self, describe: impl Fn(&dyn Recorder)) {
+        for r in &self.attached {
+            describe(r.as_ref());
+        }
+    }
+
+    /// Reads every series once: counter deltas, gauge values, drained histograms. Flusher only.
+    pub(crate) fn collect(&self) -> Vec<Series> {
+        let mut series = Vec::new();
+        let idle = |cell_idle: &std::sync::atomic::AtomicU32, updated: bool| {
+            if updated {
+                cell_idle.store(0, Relaxed);
+                0
+            } else {
+                cell_idle.fetch_add(1, Relaxed).saturating_add(1)
+            }
+        };
+        let active = |idle_flushes: u32| idle_flushes < self.limits.idle_flushes_before_expiry;
+        self.registry.visit_counters(|key, cell| {
+            let (total, delta) = cell.take_delta();
+            idle(&cell.idle_flushes, delta > 0);
+            series.push(Series {
+                key: key.clone(),
+                value: SeriesValue::Counter(CounterValue { total, delta }),
+            });
+        });
+        self.registry.visit_gauges(|key, cell| {
+            let (value, updated) = cell.take();
+            let idle_flushes = idle(&cell.idle_flushes, updated);
+            series.push(Series {
+                key: key.clone(),
+                value: SeriesValue::Gauge(GaugeValue {
+                    value,
+                    updated,
+                    active: active(idle_flushes),
+                }),
+            });
+        });
+        self.registry.visit_histograms(|key, cell| {
+            let drained = cell.drain();
+            idle(&cell.idle_flushes, drained.count > 0);
+            series.push(Series {
+                key: key.clone(),
+                value: SeriesValue::Histogram(HistogramValue::from_drained(drained)),
+            });
+        });
+        series
+    }
+
+    /// Drops series idle for the configured number of flushes that no handle outside the
+    /// registry still holds. Flusher only.
+    ///
+    /// `retain_*` holds the shard's write lock while it decides, so no registration can clone a
+    /// handle between the reference-count check and the removal: a removed cell has no other
+    /// owner and no increment can be lost. A handle held elsewhere keeps its series registered
+    /// (it stops being exported while idle) and resumes on its next update.
+    pub(crate) fn expire_idle(&self) {
+        let limit = self.limits.idle_flushes_before_expiry;
+        let storage = self.registry.storage();
+        let stats = &self.stats;
+        let keep = |key: &Key, idle: u32, holders: usize| {
+            let expired = idle >= limit && holders == 1;
+            if expired {
+                storage.count_removed(key);
+                stats.series_expired.fetch_add(1, Relaxed);
+            }
+            !expired
+        };
+        self.registry
+            .retain_counters(|k, c| keep(k, c.idle_flushes.load(Relaxed), Arc::strong_count(c)));
+        self.registry
+            .retain_gauges(|k, g| keep(k, g.idle_flushes.load(Relaxed), Arc::strong_count(g)));
+        self.registry
+            .retain_histograms(|k, h| keep(k, h.idle_flushes.load(Relaxed), Arc::strong_count(h)));
+    }
+
+    /// Live series across all metrics and types.
+    pub(crate) fn live_series(&self) -> usize {
+        let names = self
+            .registry
+            .storage()
+            .names
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        names.values().map(|s| s.live.load(Relaxed)).sum()
+    }
+}
+
+/// paymetrics' implementation of [`metrics::Recorder`].
+///
+/// Install it with [`PaymetricsBuilder::install`](crate::PaymetricsBuilder::install), or get one
+/// from [`PaymetricsBuilder::build`](crate::PaymetricsBuilder::build) to use with
+/// [`metrics::with_local_recorder`]. Cloning is cheap and shares the same storage.
+#[derive(Clone, Debug)]
+pub struct PaymetricsRecorder {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Recorder for PaymetricsRecorder {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.inner
+            .describe(|r| r.describe_counter(key.clone(), unit, description.clone()));
+    }
+
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.inner
+            .describe(|r| r.describe_gauge(key.clone(), unit, description.clone()));
+    }
+
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.inner
+            .describe(|r| r.describe_histogram(key.clone(), unit, description.clone()));
+    }
+
+    #[inline]
+    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
+        self.inner.register_counter(key, metadata)
+    }
+
+    #[inline]
+    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
+        self.inner.register_gauge(key, metadata)
+    }
+
+    #[inline]
+    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+        self.inner.register_histogram(key, metadata)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inner(max: usize, idle: u32) -> Inner {
+        Inner::new(
+            Limits {
+                max_series_per_metric: max,
+                idle_flushes_before_expiry: idle,
+            },
+            vec![],
+        )
+    }
+
+    fn meta() -> Metadata<'static> {
+        Metadata::new("test", metrics::Level::INFO, None)
+    }
+
+    #[test]
+    fn one_registration_per_series() {
+        let rec = inner(10, 3);
+        let key = Key::from_parts("a", vec![Label::new("k", "v".to_string())]);
+        rec.register_counter(&key, &meta()).increment(1);
+        rec.register_counter(&key, &meta()).increment(2);
+        let s = rec.collect();
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            s[0].value,
+            SeriesValue::Counter(CounterValue { total: 3, delta: 3 })
+        );
+        assert_eq!(rec.live_series(), 1);
+    }
+
+    #[test]
+    fn overflow_folds_new_series_and_counts_them() {
+        let rec = inner(2, 3);
+        for i in 0..5 {
+            let key = Key::from_parts("a", vec![Label::new("id", i.to_string())]);
+            rec.register_counter(&key, &meta()).increment(1);
+        }
+        assert_eq!(rec.live_series(), 2);
+        assert_eq!(rec.stats.overflow_registrations.load(Relaxed), 3);
+        let s = rec.collect();
+        let overflow = s.iter().find(|s| is_overflow(&s.key)).unwrap();
+        assert_eq!(
+            overflow.value,
+            SeriesValue::Counter(CounterValue { total: 3, delta: 3 })
+        );
+        // Another metric name has its own budget.
+        rec.register_gauge(&Key::from_name("b"), &meta()).set(1.0);
+        assert_eq!(rec.live_series(), 3);
+    }
+
+    #[test]
+    fn idle_series_expire_unless_a_handle_is_held() {
+        let rec = inner(10, 2);
+        let held = rec.register_counter(&Key::from_name("held"), &meta());
+        rec.register_counter(&Key::from_name("dropped"), &meta())
+            .increment(1);
+        rec.register_histogram(&Key::from_name("h"), &meta())
+            .record(1.0);
+        for _ in 0..3 {
+            rec.collect();
+            rec.expire_idle();
+        }
+        assert_eq!(rec.live_series(), 1);
+        assert_eq!(rec.stats.series_expired.load(Relaxed), 2);
+        held.increment(5);
+        let s = rec.collect();
+        assert_eq!(
+            s[0].value,
+            SeriesValue::Counter(CounterValue { total: 5, delta: 5 })
+        );
+        // A new registration of an expired key starts afresh.
+        rec.register_counter(&Key::from_name("dropped"), &meta())
+            .increment(2);
+        let s = rec.collect();
+        let dropped = s.iter().find(|s| s.key.name() == "dropped").unwrap();
+        assert_eq!(
+            dropped.value,
+            SeriesValue::Counter(CounterValue { total: 2, delta: 2 })
+        );
+    }
+}
