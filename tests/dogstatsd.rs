@@ -267,3 +267,73 @@ fn client_telemetry_reports_what_was_sent() {
         &format!("datadog.dogstatsd.client.packets_sent:{first_payloads}|c|#{tags}")
     );
 }
+
+#[test]
+fn udp_over_ipv6_and_a_host_name() {
+    let v6 = UdpReceiver::bind_to("[::1]:0").unwrap();
+    let port = v6.socket().local_addr().unwrap().port();
+    let metrics = start(dogstatsd(&format!("udp://[::1]:{port}")));
+    with_local_recorder(metrics.recorder(), || {
+        metrics::counter!("over.v6").increment(1)
+    });
+    assert!(metrics.flush());
+    assert_eq!(texts(v6.drain(QUIET)), ["over.v6:1|c\n"]);
+
+    let v4 = UdpReceiver::bind().unwrap();
+    let port = v4.socket().local_addr().unwrap().port();
+    let metrics = start(dogstatsd(&format!("udp://localhost:{port}")));
+    with_local_recorder(metrics.recorder(), || {
+        metrics::counter!("by.name").increment(1)
+    });
+    assert!(metrics.flush());
+    assert_eq!(texts(v4.drain(QUIET)), ["by.name:1|c\n"]);
+}
+
+#[test]
+fn a_unix_stream_that_appears_later_is_reconnected() {
+    let dir = std::env::temp_dir().join(format!("paymetrics-reconnect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Learn a path, then free it: the agent is not there yet.
+    let path = UnixStreamReceiver::bind_in(&dir).unwrap().path().to_owned();
+    let metrics = start(dogstatsd(&format!("unixstream://{}", path.display())));
+    with_local_recorder(metrics.recorder(), || {
+        metrics::counter!("early").increment(1)
+    });
+    assert!(metrics.flush());
+    assert_eq!(
+        metrics
+            .dogstatsd_telemetry()
+            .unwrap()
+            .packets_dropped_writer,
+        1
+    );
+
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    // Flush until the backoff (100 ms at first) lets a reconnect through.
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    let mut n = 0;
+    while metrics.dogstatsd_telemetry().unwrap().packets_sent == 0 {
+        assert!(std::time::Instant::now() < deadline, "never reconnected");
+        n += 1;
+        with_local_recorder(metrics.recorder(), || {
+            metrics::counter!("late").increment(1)
+        });
+        assert!(metrics.flush());
+        if metrics.dogstatsd_telemetry().unwrap().packets_sent == 0 {
+            // The reconnect backoff is time-based (100 ms at first): give it time to run out.
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
+    }
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.set_read_timeout(Some(common::DEADLINE)).unwrap();
+    let mut len = [0u8; 4];
+    std::io::Read::read_exact(&mut conn, &mut len).unwrap();
+    let mut payload = vec![0; u32::from_le_bytes(len) as usize];
+    std::io::Read::read_exact(&mut conn, &mut payload).unwrap();
+    // Everything counted while disconnected was dropped; what arrived is the latest delta.
+    assert!(
+        String::from_utf8(payload).unwrap().starts_with("late:"),
+        "after {n} flushes"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

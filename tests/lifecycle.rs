@@ -250,3 +250,41 @@ fn an_attached_recorder_sees_every_registration_once() {
     assert_eq!(seen.histogram("attached.hist", &[]).unwrap().len(), 10);
     assert_eq!(reader.counter_total("attached.count", &[("k", "v")]), 20);
 }
+
+#[test]
+fn metrics_exporter_dogstatsd_attached_beside_the_native_exporter() {
+    let native_rx = UdpReceiver::bind().unwrap();
+    let peer_rx = UdpReceiver::bind().unwrap();
+    let peer = metrics_exporter_dogstatsd::DogStatsDBuilder::default()
+        .with_remote_address(peer_rx.socket().local_addr().unwrap().to_string())
+        .unwrap()
+        .with_flush_interval(Duration::from_millis(100))
+        .with_telemetry(false)
+        .build()
+        .unwrap();
+    let metrics = PaymetricsBuilder::new()
+        .flush_interval(Duration::from_secs(3600))
+        .dogstatsd(dogstatsd(&native_rx.url()))
+        .attach_recorder(peer)
+        .build()
+        .unwrap();
+    with_local_recorder(metrics.recorder(), || {
+        for i in 0..300u64 {
+            metrics::counter!("side.by.side", "shard" => (i % 3).to_string()).increment(1);
+        }
+    });
+    assert!(metrics.flush());
+    for rx in [&native_rx, &peer_rx] {
+        let agg = rx.collect_until(DEADLINE, |a| {
+            a.named("side.by.side").map(|(_, t)| t.count).sum::<f64>() >= 300.0
+        });
+        for shard in ["shard:0", "shard:1", "shard:2"] {
+            assert_eq!(
+                agg.get("side.by.side", MetricType::Count, &[shard])
+                    .unwrap()
+                    .count,
+                100.0
+            );
+        }
+    }
+}
