@@ -37,6 +37,7 @@
 
 mod builder;
 pub mod dogstatsd;
+pub mod events;
 pub mod export;
 mod flusher;
 pub mod message;
