@@ -11,6 +11,7 @@ use metrics::Recorder;
 
 use crate::{
     Error,
+    clock::{Clock, SharedClock, SystemClock},
     dogstatsd::{ClientTelemetry, DogStatsdBuilder, DogStatsdExporter, SharedCounters},
     export::Exporter,
     flusher::{self, Shared},
@@ -53,6 +54,7 @@ pub struct PaymetricsBuilder {
     attached: Vec<Arc<dyn Recorder + Send + Sync>>,
     shutdown_timeout: Duration,
     queue_capacity: usize,
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for PaymetricsBuilder {
@@ -88,6 +90,7 @@ impl PaymetricsBuilder {
             attached: vec![],
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             queue_capacity: DEFAULT_MESSAGE_QUEUE_CAPACITY,
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -151,6 +154,13 @@ impl PaymetricsBuilder {
         self
     }
 
+    /// Reads wall-clock time from `clock` (snapshot times; windows, KPIs and rollups built on
+    /// them): a [`ManualClock`](crate::clock::ManualClock) scripts time in tests.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
     /// Starts the flusher and returns the guard, without installing the recorder globally; use
     /// [`Paymetrics::recorder`] with [`metrics::with_local_recorder`], or [`install`](Self::install).
     pub fn build(self) -> Result<Paymetrics, Error> {
@@ -166,7 +176,11 @@ impl PaymetricsBuilder {
             idle_flushes_before_expiry: self.idle_flushes,
         };
         let inner = Arc::new(Inner::new(limits, self.attached));
-        let shared = Arc::new(Shared::new(Arc::clone(&inner), self.queue_capacity));
+        let shared = Arc::new(Shared::new(
+            Arc::clone(&inner),
+            self.queue_capacity,
+            self.clock,
+        ));
         let thread = flusher::spawn(Arc::clone(&shared), exporters, self.flush_interval)
             .map_err(Error::Thread)?;
         Ok(Paymetrics {
@@ -233,6 +247,11 @@ impl Paymetrics {
     /// A cloneable handle for other threads and tasks.
     pub fn handle(&self) -> PaymetricsHandle {
         self.handle.clone()
+    }
+
+    /// The clock paymetrics reads.
+    pub fn clock(&self) -> SharedClock {
+        Arc::clone(&self.handle.shared.clock)
     }
 
     /// See [`PaymetricsHandle::flush`].

@@ -9,10 +9,11 @@ use std::{
     panic::{AssertUnwindSafe, catch_unwind},
     sync::{Arc, Condvar, Mutex, PoisonError, atomic::Ordering::Relaxed},
     thread::JoinHandle,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use crate::{
+    clock::SharedClock,
     export::Exporter,
     message::Message,
     recorder::Inner,
@@ -37,10 +38,11 @@ pub(crate) struct Shared {
     latest: Mutex<Option<Arc<Snapshot>>>,
     queue: Mutex<VecDeque<Message>>,
     queue_capacity: usize,
+    pub(crate) clock: SharedClock,
 }
 
 impl Shared {
-    pub(crate) fn new(inner: Arc<Inner>, queue_capacity: usize) -> Self {
+    pub(crate) fn new(inner: Arc<Inner>, queue_capacity: usize, clock: SharedClock) -> Self {
         Self {
             inner,
             control: Mutex::default(),
@@ -49,6 +51,7 @@ impl Shared {
             latest: Mutex::default(),
             queue: Mutex::default(),
             queue_capacity,
+            clock,
         }
     }
 
@@ -173,7 +176,7 @@ fn flush_once(shared: &Shared, exporters: &mut [Box<dyn Exporter>], interval: Du
         .drain(..)
         .collect();
     let snapshot = Snapshot {
-        taken_at: SystemTime::now(),
+        taken_at: shared.clock.now(),
         interval,
         series,
         messages,

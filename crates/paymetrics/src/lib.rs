@@ -36,6 +36,7 @@
 //! * **Testing** ([`testing`]): assert what your code recorded.
 
 mod builder;
+pub mod clock;
 pub mod dogstatsd;
 pub mod events;
 pub mod export;
@@ -44,6 +45,7 @@ pub mod message;
 mod recorder;
 pub mod snapshot;
 pub mod testing;
+pub mod uniques;
 
 pub use builder::{
     DEFAULT_FLUSH_INTERVAL, DEFAULT_IDLE_FLUSHES_BEFORE_EXPIRY, DEFAULT_MAX_SERIES_PER_METRIC,
