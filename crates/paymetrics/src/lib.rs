@@ -46,6 +46,7 @@ mod recorder;
 pub mod snapshot;
 pub mod testing;
 pub mod uniques;
+pub mod window;
 
 pub use builder::{
     DEFAULT_FLUSH_INTERVAL, DEFAULT_IDLE_FLUSHES_BEFORE_EXPIRY, DEFAULT_MAX_SERIES_PER_METRIC,

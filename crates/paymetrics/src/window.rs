@@ -1,0 +1,376 @@
+//! Windows over snapshots: counter sums and merged histograms per minute and per UTC hour, for
+//! in-process queries (rates, sums, quantiles over the last hour, totals of a calendar hour or
+//! day). KPIs, rollups and local alert evaluation are built on these queries.
+//!
+//! A [`WindowExporter`] is fed every snapshot by the flusher like any exporter; its
+//! [`Windows`] reader answers queries. Only the metrics it is told to track are kept, so memory
+//! is bounded by those series times the retention (two hours of minutes, two days of hours by
+//! default). A flush's deltas count in the minute (and hour) containing the instant just before
+//! the flush: a boundary is exact to within one flush interval, and exact when a flush runs at
+//! the boundary.
+//!
+//! ```
+//! use std::time::Duration;
+//! use paymetrics::{PaymetricsBuilder, window::{Span, WindowConfig}};
+//!
+//! let (exporter, windows) = WindowConfig::tracking(["payments"]).build();
+//! let metrics = PaymetricsBuilder::new().without_dogstatsd().exporter(exporter).build().unwrap();
+//! metrics::with_local_recorder(metrics.recorder(), || {
+//!     metrics::counter!("payments", "success" => "true").increment(9);
+//!     metrics::counter!("payments", "success" => "false").increment(1);
+//! });
+//! metrics.flush();
+//! let now = metrics.clock().now();
+//! let last_hour = Span::Last(Duration::from_secs(3600));
+//! assert_eq!(windows.counter_sum("payments", &[], last_hour, now), 10);
+//! assert_eq!(windows.counter_sum("payments", &[("success", "true")], last_hour, now), 9);
+//! ```
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, SystemTime},
+};
+
+use metrics::Key;
+
+use crate::{
+    clock::unix_seconds,
+    export::Exporter,
+    snapshot::{HistogramValue, SeriesValue, Snapshot},
+};
+
+/// What a period holds for one series.
+#[derive(Debug, Clone)]
+enum Acc {
+    Counter(u64),
+    Gauge(f64),
+    Histogram(HistogramValue),
+}
+
+type Buckets = BTreeMap<u64, HashMap<Key, Acc>>;
+
+#[derive(Debug, Default)]
+struct State {
+    minutes: Buckets,
+    hours: Buckets,
+}
+
+/// Which metrics to track and for how long.
+#[derive(Debug, Clone)]
+pub struct WindowConfig {
+    names: HashSet<String>,
+    minute_retention: Duration,
+    hour_retention: Duration,
+}
+
+impl WindowConfig {
+    /// Tracks the metrics with these names, keeping 2 hours of minutes and 49 hours of hours.
+    pub fn tracking<I, S>(names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            names: names.into_iter().map(Into::into).collect(),
+            minute_retention: Duration::from_secs(2 * 3600),
+            hour_retention: Duration::from_secs(49 * 3600),
+        }
+    }
+
+    /// Also tracks these names.
+    pub fn and<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.names.extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// How long minute buckets are kept (rolling windows up to this long are minute-exact).
+    pub fn minute_retention(mut self, retention: Duration) -> Self {
+        self.minute_retention = retention;
+        self
+    }
+
+    /// How long hour buckets are kept.
+    pub fn hour_retention(mut self, retention: Duration) -> Self {
+        self.hour_retention = retention;
+        self
+    }
+
+    /// The exporter to give the builder, and the reader to query.
+    pub fn build(self) -> (WindowExporter, Windows) {
+        let windows = Windows {
+            config: Arc::new(self),
+            state: Arc::default(),
+        };
+        (
+            WindowExporter {
+                windows: windows.clone(),
+            },
+            windows,
+        )
+    }
+}
+
+/// The span of a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Span {
+    /// The last `Duration` before `now`, minute-exact while within the minute retention, else
+    /// whole hours.
+    Last(Duration),
+    /// The UTC hour starting at this instant (truncated to the hour).
+    Hour(SystemTime),
+    /// The UTC day starting at this instant (truncated to the day).
+    Day(SystemTime),
+}
+
+/// Feeds [`Windows`] from the flusher.
+#[derive(Debug)]
+pub struct WindowExporter {
+    windows: Windows,
+}
+
+impl Exporter for WindowExporter {
+    fn export(&mut self, snapshot: &Snapshot) {
+        self.windows.ingest(snapshot);
+    }
+}
+
+/// Queries over the tracked metrics. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Windows {
+    config: Arc<WindowConfig>,
+    state: Arc<Mutex<State>>,
+}
+
+fn add(bucket: &mut HashMap<Key, Acc>, key: &Key, value: &SeriesValue) {
+    match value {
+        SeriesValue::Counter(c) if c.delta > 0 => {
+            if let Acc::Counter(n) = bucket.entry(key.clone()).or_insert(Acc::Counter(0)) {
+                *n += c.delta;
+            }
+        }
+        SeriesValue::Gauge(g) if g.updated => {
+            bucket.insert(key.clone(), Acc::Gauge(g.value));
+        }
+        SeriesValue::Histogram(h) if h.count > 0 => {
+            let acc = bucket
+                .entry(key.clone())
+                .or_insert_with(|| Acc::Histogram(HistogramValue::empty()));
+            if let Acc::Histogram(merged) = acc {
+                merged.merge(h);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn matches(key: &Key, name: &str, filter: &[(&str, &str)]) -> bool {
+    key.name() == name
+        && filter
+            .iter()
+            .all(|(k, v)| key.labels().any(|l| l.key() == *k && l.value() == *v))
+}
+
+impl Windows {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds one snapshot's deltas (the flusher does this through [`WindowExporter`]).
+    pub fn ingest(&self, snapshot: &Snapshot) {
+        let at = unix_seconds(
+            snapshot
+                .taken_at
+                .checked_sub(Duration::from_nanos(1))
+                .unwrap_or(snapshot.taken_at),
+        );
+        let (minute, hour) = (at - at % 60, at - at % 3600);
+        let mut state = self.lock();
+        for series in &snapshot.series {
+            if !self.config.names.contains(series.key.name()) {
+                continue;
+            }
+            add(
+                state.minutes.entry(minute).or_default(),
+                &series.key,
+                &series.value,
+            );
+            add(
+                state.hours.entry(hour).or_default(),
+                &series.key,
+                &series.value,
+            );
+        }
+        let now = unix_seconds(snapshot.taken_at);
+        let keep_minutes = now.saturating_sub(self.config.minute_retention.as_secs());
+        let keep_hours = now.saturating_sub(self.config.hour_retention.as_secs());
+        state.minutes.retain(|start, _| start + 60 > keep_minutes);
+        state.hours.retain(|start, _| start + 3600 > keep_hours);
+    }
+
+    /// Calls `f` with every bucket the span covers.
+    fn visit(&self, span: Span, now: SystemTime, mut f: impl FnMut(&HashMap<Key, Acc>)) {
+        let state = self.lock();
+        let now = unix_seconds(now);
+        let (minutes, from, to) = match span {
+            // Rolling spans start at a whole minute (or hour) at their far end.
+            Span::Last(d) if d <= self.config.minute_retention => {
+                let from = now.saturating_sub(d.as_secs());
+                (true, from - from % 60, now + 1)
+            }
+            Span::Last(d) => {
+                let from = now.saturating_sub(d.as_secs());
+                (false, from - from % 3600, now + 1)
+            }
+            Span::Hour(start) => {
+                let s = unix_seconds(start);
+                (false, s - s % 3600, s - s % 3600 + 3600)
+            }
+            Span::Day(start) => {
+                let s = unix_seconds(start);
+                (false, s - s % 86_400, s - s % 86_400 + 86_400)
+            }
+        };
+        let buckets = if minutes {
+            &state.minutes
+        } else {
+            &state.hours
+        };
+        for (_, bucket) in buckets.range(from..to) {
+            f(bucket);
+        }
+    }
+
+    /// Sum of the deltas of counter `name` over the series whose labels include `filter`.
+    pub fn counter_sum(
+        &self,
+        name: &str,
+        filter: &[(&str, &str)],
+        span: Span,
+        now: SystemTime,
+    ) -> u64 {
+        let mut sum = 0;
+        self.visit(span, now, |bucket| {
+            for (key, acc) in bucket {
+                if let Acc::Counter(n) = acc
+                    && matches(key, name, filter)
+                {
+                    sum += n;
+                }
+            }
+        });
+        sum
+    }
+
+    /// Histogram `name` merged over the span and over the series whose labels include `filter`.
+    pub fn histogram(
+        &self,
+        name: &str,
+        filter: &[(&str, &str)],
+        span: Span,
+        now: SystemTime,
+    ) -> HistogramValue {
+        let mut merged = HistogramValue::empty();
+        self.visit(span, now, |bucket| {
+            for (key, acc) in bucket {
+                if let Acc::Histogram(h) = acc
+                    && matches(key, name, filter)
+                {
+                    merged.merge(h);
+                }
+            }
+        });
+        merged
+    }
+
+    /// The last value set, within the span, of the gauge series `name{filter}` set most recently
+    /// (per bucket; `None` if none was set).
+    pub fn gauge_last(
+        &self,
+        name: &str,
+        filter: &[(&str, &str)],
+        span: Span,
+        now: SystemTime,
+    ) -> Option<f64> {
+        let mut last = None;
+        self.visit(span, now, |bucket| {
+            for (key, acc) in bucket {
+                if let Acc::Gauge(v) = acc
+                    && matches(key, name, filter)
+                {
+                    last = Some(*v);
+                }
+            }
+        });
+        last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{CounterValue, RecorderStats, Series};
+
+    fn snapshot(at: u64, series: Vec<(&'static str, &'static str, u64)>) -> Snapshot {
+        Snapshot {
+            taken_at: SystemTime::UNIX_EPOCH + Duration::from_secs(at),
+            interval: Duration::from_secs(10),
+            series: series
+                .into_iter()
+                .map(|(name, status, delta)| Series {
+                    key: Key::from_parts(name, vec![metrics::Label::new("status", status)]),
+                    value: SeriesValue::Counter(CounterValue { total: 0, delta }),
+                })
+                .collect(),
+            messages: vec![],
+            stats: RecorderStats::default(),
+        }
+    }
+
+    #[test]
+    fn hours_days_and_rolling_spans() {
+        let (_, w) = WindowConfig::tracking(["p"]).build();
+        let h10 = 10 * 3600;
+        w.ingest(&snapshot(
+            h10 + 600,
+            vec![("p", "ok", 5), ("other", "ok", 99)],
+        ));
+        w.ingest(&snapshot(h10 + 3600, vec![("p", "ok", 2), ("p", "bad", 1)])); // flush at 11:00:00
+        w.ingest(&snapshot(h10 + 3601, vec![("p", "ok", 7)]));
+        let t = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(w.counter_sum("p", &[], Span::Hour(t(h10 + 5)), t(0)), 8);
+        assert_eq!(
+            w.counter_sum("p", &[("status", "ok")], Span::Hour(t(h10)), t(0)),
+            7
+        );
+        assert_eq!(w.counter_sum("p", &[], Span::Hour(t(h10 + 3600)), t(0)), 7);
+        assert_eq!(w.counter_sum("p", &[], Span::Day(t(h10)), t(0)), 15);
+        assert_eq!(
+            w.counter_sum("other", &[], Span::Day(t(h10)), t(0)),
+            0,
+            "untracked"
+        );
+        let now = t(h10 + 3601);
+        assert_eq!(
+            w.counter_sum("p", &[], Span::Last(Duration::from_secs(60)), now),
+            10
+        );
+        assert_eq!(
+            w.counter_sum("p", &[], Span::Last(Duration::from_secs(3600)), now),
+            15
+        );
+        assert_eq!(
+            w.counter_sum("p", &[], Span::Last(Duration::from_secs(24 * 3600)), now),
+            15
+        );
+        // An empty window.
+        assert_eq!(
+            w.counter_sum("p", &[], Span::Last(Duration::from_secs(60)), t(h10 + 7200)),
+            0
+        );
+    }
+}
