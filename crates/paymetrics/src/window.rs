@@ -287,6 +287,28 @@ impl Windows {
         merged
     }
 
+    /// The values of gauge `name{filter}` within the span: each series' last value in each
+    /// bucket it was set in, oldest bucket first.
+    pub fn gauge_values(
+        &self,
+        name: &str,
+        filter: &[(&str, &str)],
+        span: Span,
+        now: SystemTime,
+    ) -> Vec<f64> {
+        let mut values = Vec::new();
+        self.visit(span, now, |bucket| {
+            for (key, acc) in bucket {
+                if let Acc::Gauge(v) = acc
+                    && matches(key, name, filter)
+                {
+                    values.push(*v);
+                }
+            }
+        });
+        values
+    }
+
     /// The last value set, within the span, of the gauge series `name{filter}` set most recently
     /// (per bucket; `None` if none was set).
     pub fn gauge_last(
