@@ -59,8 +59,15 @@ impl Shared {
         self.control.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues a message for the next flush; `false` if the queue was full (counted).
+    /// Queues a message for the next flush; `false` if the queue was full or a timestamped
+    /// value is not finite (both counted).
     pub(crate) fn send(&self, message: Message) -> bool {
+        if let Message::Timestamped(m) = &message
+            && !m.value.is_finite()
+        {
+            self.inner.stats.non_finite_dropped.fetch_add(1, Relaxed);
+            return false;
+        }
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         if queue.len() >= self.queue_capacity {
             self.inner.stats.messages_dropped.fetch_add(1, Relaxed);

@@ -106,9 +106,9 @@ impl Event {
         self
     }
 
-    /// Adds the tag `key:value`.
+    /// Adds the tag `key:value` (a `:` in the key becomes `_`, as in metric labels).
     pub fn tag(mut self, key: &str, value: &str) -> Self {
-        self.tags.push(format!("{key}:{value}"));
+        self.tags.push(tag(key, value));
         self
     }
 }
@@ -175,9 +175,9 @@ impl ServiceCheck {
         self
     }
 
-    /// Adds the tag `key:value`.
+    /// Adds the tag `key:value` (a `:` in the key becomes `_`, as in metric labels).
     pub fn tag(mut self, key: &str, value: &str) -> Self {
-        self.tags.push(format!("{key}:{value}"));
+        self.tags.push(tag(key, value));
         self
     }
 }
@@ -237,11 +237,15 @@ impl TimestampedMetric {
         }
     }
 
-    /// Adds the tag `key:value`.
+    /// Adds the tag `key:value` (a `:` in the key becomes `_`, as in metric labels).
     pub fn tag(mut self, key: &str, value: &str) -> Self {
-        self.tags.push(format!("{key}:{value}"));
+        self.tags.push(tag(key, value));
         self
     }
+}
+
+fn tag(key: &str, value: &str) -> String {
+    format!("{}:{value}", key.replace(':', "_"))
 }
 
 fn unix_seconds(at: SystemTime) -> u64 {

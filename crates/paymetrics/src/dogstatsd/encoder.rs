@@ -86,6 +86,10 @@ pub(crate) fn sample_rate_for(count: u64) -> f64 {
     rate
 }
 
+fn digits(n: usize) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
 /// Encodes metrics, events and service checks for one exporter configuration.
 #[derive(Debug)]
 pub(crate) struct Encoder {
@@ -246,6 +250,9 @@ impl Encoder {
 
     /// A timestamped gauge or count: `name:value|g|#tags|T<ts>`.
     pub(crate) fn timestamped(&mut self, m: &TimestampedMetric, out: &mut Payloads) {
+        if !m.value.is_finite() {
+            return; // PaymetricsHandle::send already dropped and counted these
+        }
         let mut tags = String::from("|");
         self.tags_from_strings(&m.tags, &mut tags);
         let suffix = self.suffix(&tags, Some(m.timestamp.max(1)));
@@ -307,8 +314,21 @@ impl Encoder {
         let mut tags = String::from("|");
         self.tags_from_strings(&e.tags, &mut tags);
         rest.push_str(&self.suffix(&tags, None));
-        // `_e{NNNN,NNNN}:` plus `|` between title and text.
-        let fixed = 16 + title.len() + 1 + rest.len();
+        // `_e{title_len,text_len}:` (lengths at most `out.max` long) plus `|` after the title.
+        let header = 6 + digits(title.len()) + digits(out.max);
+        let mut title = title;
+        if header + title.len() + 1 + rest.len() > out.max {
+            // Even the title does not fit: cut it too, keeping room for some text.
+            let mut cut = out.max.saturating_sub(header + 1 + rest.len()) / 2;
+            while !title.is_char_boundary(cut.min(title.len())) {
+                cut -= 1;
+            }
+            title.truncate(cut.min(title.len()));
+            if title.ends_with('\\') {
+                title.pop();
+            }
+        }
+        let fixed = header + title.len() + 1 + rest.len();
         if fixed + text.len() > out.max {
             let room = out.max.saturating_sub(fixed);
             let mut cut = room.min(text.len());

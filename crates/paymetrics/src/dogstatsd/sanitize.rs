@@ -3,18 +3,21 @@
 //! The rules, applied when a series is encoded (never on the recording thread):
 //!
 //! * **Metric names** keep ASCII letters, digits, `_` and `.`; every other character (`:`, `|`,
-//!   `@`, `#`, `,`, spaces, newlines, non-ASCII) becomes `_`. An empty name becomes `_`. Names
-//!   are cut to 200 characters.
+//!   `@`, `#`, `,`, spaces, newlines, non-ASCII) becomes `_`. A name that does not start with an
+//!   ASCII letter (Datadog requires one; and the Agent reads a message starting `_sc` as a
+//!   service check) gets the prefix `m`, and an empty name becomes `m`. Names are cut to 200
+//!   characters.
 //! * **Tags** are `key:value`. Both parts keep Unicode letters and digits, `_`, `-`, `.` and
 //!   `/`; the value also keeps `:`. Every other character (`|`, `,`, `#`, `@`, spaces, newlines)
 //!   becomes `_`. A tag with an empty value is sent as its key alone. Tags are cut to 200
 //!   characters. Datadog lowercases tags on intake; paymetrics leaves case alone.
 //! * **Origin fields** (`c:`, `e:`) and host names lose `|`, `#`, `@`, whitespace and control
 //!   characters; `,` is kept because `e:` is a comma list.
-//! * **Event titles and texts** have newlines escaped as `\n` (the Agent turns them back);
-//!   their lengths delimit them, so `|` is allowed.
-//! * **Service-check messages** have newlines escaped, `m:` written as `m\:`, and `|` turned
-//!   into `_` (the message is the last field; a `|` would end it).
+//! * **Event titles and texts** have newlines escaped as `\n` (the Agent turns them back) and
+//!   carriage returns removed (the Agent strips one before a newline, which would break the
+//!   length); their lengths delimit them, so `|` is allowed.
+//! * **Service-check messages** have newlines escaped, carriage returns removed, `m:` written
+//!   as `m\:`, and `|` turned into `_` (the message is the last field; a `|` would end it).
 //!
 //! Non-finite values never reach the encoder: the recorder drops and counts them.
 
@@ -35,20 +38,14 @@ fn truncate(mut s: String) -> String {
 /// assert_eq!(sanitize::name("api.requests|count:x"), "api.requests_count_x");
 /// ```
 pub fn name(raw: &str) -> String {
-    if raw.is_empty() {
-        return "_".to_owned();
+    let mut out = String::with_capacity(raw.len() + 1);
+    if !raw.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        out.push('m');
     }
-    truncate(
-        raw.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect(),
-    )
+    out.extend(raw.chars().map(|c| {
+        if c.is_ascii_alphanumeric() || c == '_' || c == '.' { c } else { '_' }
+    }));
+    truncate(out)
 }
 
 fn tag_char(c: char, colon_ok: bool) -> char {
@@ -97,7 +94,7 @@ pub fn field(raw: &str) -> String {
 
 /// Escapes newlines in an event title or text.
 pub fn event_text(raw: &str) -> String {
-    raw.replace("\r\n", "\\n").replace('\n', "\\n")
+    raw.replace('\r', "").replace('\n', "\\n")
 }
 
 /// Escapes a service-check message.
@@ -111,7 +108,10 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(name(""), "_");
+        assert_eq!(name(""), "m");
+        assert_eq!(name("_scheduler.runs"), "m_scheduler.runs");
+        assert_eq!(name("@scan"), "m_scan");
+        assert_eq!(name("9lives"), "m9lives");
         assert_eq!(name("a b\nc@d#e,f"), "a_b_c_d_e_f");
         assert_eq!(name("né"), "n_");
         assert_eq!(name(&"x".repeat(300)).len(), 200);
@@ -131,7 +131,7 @@ mod tests {
     #[test]
     fn fields_and_texts() {
         assert_eq!(field("it-false,cn-a|b #c"), "it-false,cn-abc");
-        assert_eq!(event_text("a\nb\r\nc"), "a\\nb\\nc");
+        assert_eq!(event_text("a\nb\r\nc\r"), "a\\nb\\nc");
         assert_eq!(service_check_message("m:x|y\nz"), "m\\:x_y\\nz");
     }
 }
