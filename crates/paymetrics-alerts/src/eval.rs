@@ -118,16 +118,12 @@ pub fn aggregate(rule: &AlertRule, windows: &Windows, now: SystemTime) -> Option
             }
         }
         (agg, MetricType::Gauge) => {
-            let values = windows.gauge_values(m, &[], span, now);
-            if values.is_empty() {
-                return None;
-            }
-            let n = values.len() as f64;
+            let stats = windows.gauge_stats(m, span, now)?;
             Some(match agg {
-                Aggregation::Sum => values.iter().sum(),
-                Aggregation::Min => values.iter().copied().fold(f64::INFINITY, f64::min),
-                Aggregation::Max => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-                _ => values.iter().sum::<f64>() / n,
+                Aggregation::Sum => stats.sum,
+                Aggregation::Min => stats.min,
+                Aggregation::Max => stats.max,
+                _ => stats.mean(),
             })
         }
     }
