@@ -12,7 +12,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use criterion::{Criterion, criterion_group, criterion_main};
 use metrics::{Key, Label};
 use paymetrics::{
-    histogram::RELATIVE_ERROR,
     snapshot::{CounterValue, GaugeValue, RecorderStats, Series, SeriesValue, Snapshot},
     window::Windows,
 };
@@ -102,7 +101,6 @@ fn windows_with(series_per_metric: usize, minutes: u64) -> (Windows, SystemTime)
 }
 
 fn bench(c: &mut Criterion) {
-    assert!(RELATIVE_ERROR < 0.01);
     let mut group = c.benchmark_group("evaluate_8_rules");
     for (label, per_metric) in [("8_series_baseline", 1), ("10000_series", 1250)] {
         let (windows, now) = windows_with(per_metric, 10);
