@@ -193,14 +193,15 @@ impl Uniques {
         }
     }
 
-    /// The sketches for now, rolling the day (and month) over when the clock has moved on.
-    fn sketches(&self) -> PeriodSketches {
+    /// Runs `f` on the sketches for now (under the read lock: no reference counts touched on
+    /// the recording path), rolling the day (and month) over when the clock has moved on.
+    fn with_current<R>(&self, f: impl Fn(&PeriodSketches) -> R) -> R {
         let now = self.clock.now();
         let day = clock::unix_seconds(now) / 86_400;
         {
             let periods = self.periods.read().unwrap_or_else(PoisonError::into_inner);
             if periods.current.day == day {
-                return periods.current.clone();
+                return f(&periods.current);
             }
         }
         let mut periods = self.periods.write().unwrap_or_else(PoisonError::into_inner);
@@ -208,30 +209,32 @@ impl Uniques {
             let next = PeriodSketches::new(now, Some(&periods.current));
             periods.previous = Some(std::mem::replace(&mut periods.current, next));
         }
-        periods.current.clone()
+        f(&periods.current)
     }
 
     /// Counts `user_id` as active today and this month.
     pub fn observe_active_user(&self, user_id: &str) {
         let hash = stable_hash(user_id.as_bytes());
-        let s = self.sketches();
-        s.daily_active.insert_hash(hash);
-        s.monthly_active.insert_hash(hash);
+        self.with_current(|s| {
+            s.daily_active.insert_hash(hash);
+            s.monthly_active.insert_hash(hash);
+        });
     }
 
     /// Counts `sender_id` as a payment sender today.
     pub fn observe_sender(&self, sender_id: &str) {
-        self.sketches().daily_senders.insert(sender_id.as_bytes());
+        let hash = stable_hash(sender_id.as_bytes());
+        self.with_current(|s| s.daily_senders.insert_hash(hash));
     }
 
     /// The current period's sketches.
     pub fn current(&self) -> PeriodSketches {
-        self.sketches()
+        self.with_current(PeriodSketches::clone)
     }
 
     /// The previous day's sketches, once a day has rolled over (for the daily rollup).
     pub fn previous(&self) -> Option<PeriodSketches> {
-        self.sketches();
+        self.with_current(|_| ());
         self.periods
             .read()
             .unwrap_or_else(PoisonError::into_inner)

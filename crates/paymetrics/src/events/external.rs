@@ -84,7 +84,11 @@ impl ExternalServiceCall {
         ];
         metrics::counter!(CALLS_COUNT, &labels).increment(1);
         metrics::histogram!(CALLS_RESPONSE_TIME, &labels).record(self.duration_ms);
-        let success: SharedString = if self.success { "true".into() } else { "false".into() };
+        let success: SharedString = if self.success {
+            "true".into()
+        } else {
+            "false".into()
+        };
         metrics::counter!(
             CALLS_SUCCESS_RATE,
             SERVICE_NAME => self.service_name.clone(),
@@ -95,7 +99,11 @@ impl ExternalServiceCall {
         .increment(1);
         metrics::histogram!(CALLS_RETRY_COUNT, &labels).record(f64::from(self.retry_count));
         if let Some(state) = self.circuit_breaker {
-            let open = if state == CircuitState::Open { 1.0 } else { 0.0 };
+            let open = if state == CircuitState::Open {
+                1.0
+            } else {
+                0.0
+            };
             metrics::gauge!(CIRCUIT_BREAKER_STATE, &labels).set(open);
         }
     }
