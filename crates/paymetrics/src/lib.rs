@@ -33,6 +33,11 @@
 //! * **Snapshots** ([`snapshot`]): counter totals and deltas, gauge values, histogram
 //!   count/sum/min/max and quantiles, for exporters and in-process queries.
 //! * **Messages** ([`message`]): events, service checks and timestamped points.
+//! * **Business events** ([`events`]): typed payment, user, fraud, queue, health and
+//!   external-service events with cached handles and bounded tags.
+//! * **Windows, uniques, KPIs, rollups** ([`window`], [`uniques`], [`kpi`], [`rollup`]):
+//!   in-process queries over the last hour or a calendar period, distinct users without ids
+//!   leaving the process, and the seed's KPIs and hourly and daily rollups.
 //! * **Testing** ([`testing`]): assert what your code recorded.
 
 mod builder;
@@ -41,8 +46,10 @@ pub mod dogstatsd;
 pub mod events;
 pub mod export;
 mod flusher;
+pub mod kpi;
 pub mod message;
 mod recorder;
+pub mod rollup;
 pub mod snapshot;
 pub mod testing;
 pub mod uniques;
