@@ -1,0 +1,23 @@
+//! Infrastructure collectors for paymetrics (the seed's "Infrastructure Metrics"): what the
+//! process, its tokio runtime and its container use, read from `/proc` and `/sys/fs/cgroup` by
+//! a scheduler (every 30 s by default) and recorded as gauges through the `metrics` facade.
+//!
+//! Each is a [`Collector`](paymetrics_automation::Collector): hand it to the scheduler with
+//! `Automation::builder(..).collector(ProcessCollector::new())`, which runs it every 30 s by
+//! default. Collectors run off the recording hot path: each `collect` reads a few files and sets
+//! a few gauges.
+//!
+//! ```
+//! use paymetrics_collectors::process::ProcessCollector;
+//!
+//! let recorded = paymetrics::testing::capture(|| ProcessCollector::new().collect());
+//! assert!(recorded.gauge(paymetrics_collectors::process::RESIDENT_MEMORY_BYTES, &[]).unwrap() > 0.0);
+//! ```
+//!
+//! The seed's Kubernetes and AWS collectors call cluster APIs and CloudWatch; that belongs to
+//! the Datadog Agent's integrations, not to an in-process SDK, and is left out.
+
+pub mod cgroup;
+pub mod process;
+#[cfg(feature = "tokio")]
+pub mod runtime;
