@@ -43,7 +43,11 @@ pub fn name(raw: &str) -> String {
         out.push('m');
     }
     out.extend(raw.chars().map(|c| {
-        if c.is_ascii_alphanumeric() || c == '_' || c == '.' { c } else { '_' }
+        if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+            c
+        } else {
+            '_'
+        }
     }));
     truncate(out)
 }
