@@ -858,7 +858,9 @@ fn build_point(i: usize, c: &PointCase) -> TimestampedMetric {
 
 /// The tags `.tag(key, value)` stores: a `:` in the key becomes `_`, as in metric labels.
 fn raw_tags_of(tags: &[(String, String)]) -> Vec<String> {
-    tags.iter().map(|(k, v)| format!("{}:{v}", k.replace(':', "_"))).collect()
+    tags.iter()
+        .map(|(k, v)| format!("{}:{v}", k.replace(':', "_")))
+        .collect()
 }
 
 fn opt_len(s: &Option<String>) -> usize {
@@ -1091,7 +1093,10 @@ fn check_messages(fx: &Fixture, case: &MessagesCase) -> Result<(), TestCaseError
             "{idx} fits a payload but never arrived"
         );
     }
-    prop_assert_eq!(flushed.non_finite, (case.points.len() - finite_points) as u64);
+    prop_assert_eq!(
+        flushed.non_finite,
+        (case.points.len() - finite_points) as u64
+    );
     Ok(())
 }
 
