@@ -8,10 +8,16 @@
 //! service check `paymetrics.alert.<rule>` through the paymetrics handle, and reported to the
 //! callback.
 
-use std::{collections::HashMap, fmt, time::SystemTime};
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Mutex, PoisonError},
+    time::SystemTime,
+};
 
 use paymetrics::{
     PaymetricsHandle,
+    clock::SharedClock,
     message::{AlertType, Event, ServiceCheck, ServiceCheckStatus},
     window::{Span, WindowConfig, Windows},
 };
@@ -301,4 +307,54 @@ pub fn notifications(rule: &AlertRule, t: &Transition) -> [paymetrics::message::
         .message(text)
         .tag("severity", rule.severity.as_str());
     [event.into(), check.into()]
+}
+
+/// An [`Evaluator`] run by the `paymetrics-automation` scheduler: every collector interval
+/// (30 s by default) it evaluates the rules at the scheduler's clock.
+///
+/// ```no_run
+/// # async fn run(metrics: paymetrics::Paymetrics) {
+/// use paymetrics_alerts::{Evaluator, default_rules, eval::{AlertEvaluation, window_config}};
+/// let (exporter, windows) = window_config(&default_rules()).build();
+/// // ... give `exporter` to PaymetricsBuilder::exporter before building `metrics` ...
+/// let evaluator = Evaluator::new(default_rules(), windows.clone()).send_to(metrics.handle());
+/// let automation = paymetrics_automation::Automation::builder(&metrics, windows)
+///     .collector(AlertEvaluation::new(evaluator, metrics.clock()))
+///     .spawn()
+///     .unwrap();
+/// # drop(automation);
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct AlertEvaluation {
+    evaluator: Mutex<Evaluator>,
+    clock: SharedClock,
+}
+
+impl AlertEvaluation {
+    /// Evaluates `evaluator`'s rules at `clock`'s time whenever the scheduler collects.
+    pub fn new(evaluator: Evaluator, clock: SharedClock) -> Self {
+        Self {
+            evaluator: Mutex::new(evaluator),
+            clock,
+        }
+    }
+
+    /// Every rule's current state (see [`Evaluator::states`]).
+    pub fn states(&self) -> Vec<(String, AlertState, Option<f64>)> {
+        self.evaluator
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .states()
+    }
+}
+
+impl paymetrics_automation::Collector for AlertEvaluation {
+    fn collect(&self) {
+        let now = self.clock.now();
+        self.evaluator
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .evaluate(now);
+    }
 }

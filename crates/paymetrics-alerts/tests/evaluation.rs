@@ -174,3 +174,32 @@ fn no_data_keeps_the_state() {
     }
     drop(metrics);
 }
+
+#[test]
+fn the_scheduler_collector_evaluates_at_its_clock() {
+    use paymetrics_alerts::eval::AlertEvaluation;
+    use paymetrics_automation::Collector;
+
+    let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_795_831_200));
+    let rules: Vec<_> = default_rules()
+        .into_iter()
+        .filter(|r| r.name == "cache_hit_rate_low")
+        .collect();
+    let (exporter, windows) = window_config(&rules).build();
+    let metrics = PaymetricsBuilder::new()
+        .without_dogstatsd()
+        .clock(clock.clone())
+        .exporter(exporter)
+        .build()
+        .unwrap();
+    let evaluation = AlertEvaluation::new(Evaluator::new(rules, windows), metrics.clock());
+    with_local_recorder(metrics.recorder(), || traffic("cache_hit_rate_low", true));
+    assert!(metrics.flush());
+    evaluation.collect();
+    evaluation.collect();
+    assert_eq!(evaluation.states()[0].1, AlertState::Alert);
+    // Ten minutes later the misses have left the window; no data keeps the state.
+    clock.advance(Duration::from_secs(700));
+    evaluation.collect();
+    assert_eq!(evaluation.states()[0].1, AlertState::Alert);
+}
