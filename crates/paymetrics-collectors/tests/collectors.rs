@@ -79,14 +79,17 @@ fn this_machines_cgroup_is_read() {
 #[test]
 fn this_process_is_read() {
     let collector = ProcessCollector::new();
-    let recorded = capture(|| {
-        collector.collect();
-        // Burn a little CPU so the second collection has a utilisation to report.
-        let mut x = 0u64;
-        for i in 0..5_000_000u64 {
+    // Burn CPU until the kernel has charged at least one clock tick to this process.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut x = 0u64;
+    while collector.read().unwrap().cpu_seconds == 0.0 && std::time::Instant::now() < deadline {
+        for i in 0..1_000_000u64 {
             x = x.wrapping_mul(31).wrapping_add(i);
         }
-        std::hint::black_box(x);
+    }
+    std::hint::black_box(x);
+    let recorded = capture(|| {
+        collector.collect();
         collector.collect();
     });
     assert!(recorded.gauge(process::THREADS, &[]).unwrap() >= 1.0);
