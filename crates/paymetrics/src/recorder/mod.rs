@@ -23,7 +23,10 @@ use std::{
 use metrics::{
     Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit,
 };
-use metrics_util::registry::{Registry, Storage};
+use metrics_util::{
+    Hashable, KeyHasher,
+    registry::{Registry, Storage},
+};
 
 pub(crate) use counter::CounterCell;
 pub(crate) use gauge::GaugeCell;
@@ -35,6 +38,74 @@ use crate::snapshot::{CounterValue, GaugeValue, HistogramValue, Series, SeriesVa
 ///
 /// [`PaymetricsBuilder::max_series_per_metric`]: crate::PaymetricsBuilder::max_series_per_metric
 pub const OVERFLOW_TAG_KEY: &str = "paymetrics.overflow";
+
+/// The registry's key: a [`Key`] with a faster equality test.
+///
+/// Every `counter!`/`gauge!`/`histogram!` call looks its key up, and `Key`'s own `==` compares
+/// labels regardless of order, sorting both label lists first when there are 3 to 7 of them: on
+/// five labels that is most of the lookup. Here equality first tries what a lookup nearly always
+/// meets: the same name and labels in the same order, where a static key (the macros' `static`
+/// key) shares its very strings with its registered copy, so a pointer comparison settles it.
+/// Only when that fails does it fall back to `Key`'s order-insensitive comparison, so the
+/// relation is exactly `Key`'s; the hash is `Key`'s precomputed hash.
+#[derive(Debug, Clone)]
+#[repr(transparent)]
+pub(crate) struct SeriesKey(Key);
+
+impl SeriesKey {
+    /// Views a `&Key` as a `&SeriesKey`, for lookups that must not copy the key.
+    #[inline]
+    fn from_ref(key: &Key) -> &SeriesKey {
+        // SAFETY: `SeriesKey` is `#[repr(transparent)]` over `Key`: same size, alignment and
+        // layout, so the pointer cast yields a valid reference, with the input's lifetime.
+        unsafe { &*(key as *const Key).cast::<SeriesKey>() }
+    }
+}
+
+/// Equal text, by address and length first (strings shared with a static key) then by bytes.
+#[inline]
+fn same_str(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a == b)
+}
+
+/// Same name and same labels in the same order.
+#[inline]
+fn same_in_order(a: &Key, b: &Key) -> bool {
+    let (la, lb) = (a.labels().as_slice(), b.labels().as_slice());
+    same_str(a.name(), b.name())
+        && la.len() == lb.len()
+        && (std::ptr::eq(la, lb)
+            || la
+                .iter()
+                .zip(lb)
+                .all(|(x, y)| same_str(x.key(), y.key()) && same_str(x.value(), y.value())))
+}
+
+impl PartialEq for SeriesKey {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (&self.0, &other.0);
+        a.get_hash() == b.get_hash() && (same_in_order(a, b) || a == b)
+    }
+}
+
+impl Eq for SeriesKey {}
+
+impl std::hash::Hash for SeriesKey {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl Hashable for SeriesKey {
+    type Hasher = KeyHasher;
+
+    #[inline]
+    fn hashable(&self) -> u64 {
+        self.0.get_hash()
+    }
+}
 
 /// Counters the recorder keeps about itself; read by exporters' telemetry.
 #[derive(Debug, Default)]
@@ -114,29 +185,29 @@ fn is_overflow(key: &Key) -> bool {
     key.labels().any(|l| l.key() == OVERFLOW_TAG_KEY)
 }
 
-impl Storage<Key> for CellStorage {
+impl Storage<SeriesKey> for CellStorage {
     type Counter = Arc<CounterCell>;
     type Gauge = Arc<GaugeCell>;
     type Histogram = Arc<HistogramCell>;
 
-    fn counter(&self, key: &Key) -> Self::Counter {
-        self.count_new(key);
+    fn counter(&self, key: &SeriesKey) -> Self::Counter {
+        self.count_new(&key.0);
         match self.take_pending() {
             Some(PendingCell::Counter(cell)) => cell,
             _ => Arc::new(CounterCell::new(Box::new([]))),
         }
     }
 
-    fn gauge(&self, key: &Key) -> Self::Gauge {
-        self.count_new(key);
+    fn gauge(&self, key: &SeriesKey) -> Self::Gauge {
+        self.count_new(&key.0);
         match self.take_pending() {
             Some(PendingCell::Gauge(cell)) => cell,
             _ => Arc::new(GaugeCell::new(Arc::clone(&self.stats), Box::new([]))),
         }
     }
 
-    fn histogram(&self, key: &Key) -> Self::Histogram {
-        self.count_new(key);
+    fn histogram(&self, key: &SeriesKey) -> Self::Histogram {
+        self.count_new(&key.0);
         match self.take_pending() {
             Some(PendingCell::Histogram(cell)) => cell,
             _ => Arc::new(HistogramCell::new(Arc::clone(&self.stats), Box::new([]))),
@@ -156,7 +227,7 @@ pub(crate) type Attached = Arc<dyn Recorder + Send + Sync>;
 
 /// State shared by the recorder handles and the flusher.
 pub(crate) struct Inner {
-    registry: Registry<Key, CellStorage>,
+    registry: Registry<SeriesKey, CellStorage>,
     pub(crate) stats: Arc<Stats>,
     limits: Limits,
     attached: Vec<Attached>,
@@ -206,7 +277,8 @@ impl Inner {
     #[cold]
     fn create_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
         let key = self.admit(key);
-        if let Some(cell) = self.registry.get_counter(&key) {
+        let series = SeriesKey::from_ref(&key);
+        if let Some(cell) = self.registry.get_counter(series) {
             return Counter::from_arc(cell); // the overflow series, already registered
         }
         let attached = self
@@ -217,7 +289,7 @@ impl Inner {
         PENDING.with(|p| {
             *p.borrow_mut() = Some(PendingCell::Counter(Arc::new(CounterCell::new(attached))))
         });
-        let cell = self.registry.get_or_create_counter(&key, Arc::clone);
+        let cell = self.registry.get_or_create_counter(series, Arc::clone);
         PENDING.with(|p| p.borrow_mut().take());
         Counter::from_arc(cell)
     }
@@ -225,7 +297,8 @@ impl Inner {
     #[cold]
     fn create_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
         let key = self.admit(key);
-        if let Some(cell) = self.registry.get_gauge(&key) {
+        let series = SeriesKey::from_ref(&key);
+        if let Some(cell) = self.registry.get_gauge(series) {
             return Gauge::from_arc(cell); // the overflow series, already registered
         }
         let attached = self
@@ -235,7 +308,7 @@ impl Inner {
             .collect();
         let cell = GaugeCell::new(Arc::clone(&self.stats), attached);
         PENDING.with(|p| *p.borrow_mut() = Some(PendingCell::Gauge(Arc::new(cell))));
-        let cell = self.registry.get_or_create_gauge(&key, Arc::clone);
+        let cell = self.registry.get_or_create_gauge(series, Arc::clone);
         PENDING.with(|p| p.borrow_mut().take());
         Gauge::from_arc(cell)
     }
@@ -243,7 +316,8 @@ impl Inner {
     #[cold]
     fn create_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
         let key = self.admit(key);
-        if let Some(cell) = self.registry.get_histogram(&key) {
+        let series = SeriesKey::from_ref(&key);
+        if let Some(cell) = self.registry.get_histogram(series) {
             return Histogram::from_arc(cell); // the overflow series, already registered
         }
         let attached = self
@@ -253,27 +327,27 @@ impl Inner {
             .collect();
         let cell = HistogramCell::new(Arc::clone(&self.stats), attached);
         PENDING.with(|p| *p.borrow_mut() = Some(PendingCell::Histogram(Arc::new(cell))));
-        let cell = self.registry.get_or_create_histogram(&key, Arc::clone);
+        let cell = self.registry.get_or_create_histogram(series, Arc::clone);
         PENDING.with(|p| p.borrow_mut().take());
         Histogram::from_arc(cell)
     }
 
     pub(crate) fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
-        match self.registry.get_counter(key) {
+        match self.registry.get_counter(SeriesKey::from_ref(key)) {
             Some(cell) => Counter::from_arc(cell),
             None => self.create_counter(key, metadata),
         }
     }
 
     pub(crate) fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
-        match self.registry.get_gauge(key) {
+        match self.registry.get_gauge(SeriesKey::from_ref(key)) {
             Some(cell) => Gauge::from_arc(cell),
             None => self.create_gauge(key, metadata),
         }
     }
 
     pub(crate) fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
-        match self.registry.get_histogram(key) {
+        match self.registry.get_histogram(SeriesKey::from_ref(key)) {
             Some(cell) => Histogram::from_arc(cell),
             None => self.create_histogram(key, metadata),
         }
@@ -301,7 +375,7 @@ impl Inner {
             let (total, delta) = cell.take_delta();
             idle(&cell.idle_flushes, delta > 0);
             series.push(Series {
-                key: key.clone(),
+                key: key.0.clone(),
                 value: SeriesValue::Counter(CounterValue { total, delta }),
             });
         });
@@ -309,7 +383,7 @@ impl Inner {
             let (value, updated) = cell.take();
             let idle_flushes = idle(&cell.idle_flushes, updated);
             series.push(Series {
-                key: key.clone(),
+                key: key.0.clone(),
                 value: SeriesValue::Gauge(GaugeValue {
                     value,
                     updated,
@@ -321,7 +395,7 @@ impl Inner {
             let drained = cell.drain();
             idle(&cell.idle_flushes, drained.count > 0);
             series.push(Series {
-                key: key.clone(),
+                key: key.0.clone(),
                 value: SeriesValue::Histogram(HistogramValue::from_drained(drained)),
             });
         });
@@ -339,10 +413,10 @@ impl Inner {
         let limit = self.limits.idle_flushes_before_expiry;
         let storage = self.registry.storage();
         let stats = &self.stats;
-        let keep = |key: &Key, idle: u32, holders: usize| {
+        let keep = |key: &SeriesKey, idle: u32, holders: usize| {
             let expired = idle >= limit && holders == 1;
             if expired {
-                storage.count_removed(key);
+                storage.count_removed(&key.0);
                 stats.series_expired.fetch_add(1, Relaxed);
             }
             !expired
@@ -440,6 +514,61 @@ mod tests {
             SeriesValue::Counter(CounterValue { total: 3, delta: 3 })
         );
         assert_eq!(rec.live_series(), 1);
+    }
+
+    #[test]
+    fn series_key_equality_is_keys_equality() {
+        static LABELS: [Label; 3] = [
+            Label::from_static_parts("a", "1"),
+            Label::from_static_parts("b", "2"),
+            Label::from_static_parts("c", "3"),
+        ];
+        static STATIC: Key = Key::from_static_parts("m", &LABELS);
+        let owned = |labels: &[(&str, &str)]| {
+            let labels: Vec<Label> = labels
+                .iter()
+                .map(|(k, v)| Label::new(k.to_string(), v.to_string()))
+                .collect();
+            Key::from_parts("m".to_string(), labels)
+        };
+        let same = owned(&[("a", "1"), ("b", "2"), ("c", "3")]);
+        let shuffled = owned(&[("c", "3"), ("a", "1"), ("b", "2")]);
+        let other_value = owned(&[("a", "1"), ("b", "2"), ("c", "4")]);
+        let other_key = owned(&[("a", "1"), ("b", "2"), ("d", "3")]);
+        let fewer = owned(&[("a", "1"), ("b", "2")]);
+        let retained = STATIC.to_retained();
+        let keys = [
+            &STATIC,
+            &retained,
+            &same,
+            &shuffled,
+            &other_value,
+            &other_key,
+            &fewer,
+        ];
+        for a in keys {
+            for b in keys {
+                let fast = SeriesKey::from_ref(a) == SeriesKey::from_ref(b);
+                assert_eq!(fast, a == b, "{a:?} vs {b:?}");
+                if fast {
+                    assert_eq!(
+                        SeriesKey::from_ref(a).hashable(),
+                        SeriesKey::from_ref(b).hashable()
+                    );
+                }
+            }
+        }
+        // Label order does not make another series, whichever order registers first.
+        let rec = inner(10, 3);
+        rec.register_counter(&shuffled, &meta()).increment(1);
+        rec.register_counter(&STATIC, &meta()).increment(2);
+        rec.register_counter(&same, &meta()).increment(3);
+        let s = rec.collect();
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            s[0].value,
+            SeriesValue::Counter(CounterValue { total: 6, delta: 6 })
+        );
     }
 
     #[test]
