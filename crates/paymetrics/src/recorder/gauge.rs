@@ -12,7 +12,8 @@ pub(crate) struct GaugeCell {
     bits: AtomicU64,
     /// Set by any update, cleared by the flusher: a gauge set to the same value is still live.
     touched: AtomicBool,
-    /// Consecutive flushes with no update (flusher only).
+    /// Consecutive flushes with no update (flusher only); `u32::MAX` until the first update,
+    /// so a gauge registered but never set (or only ever set to NaN) is never exported.
     pub(crate) idle_flushes: AtomicU32,
     stats: std::sync::Arc<Stats>,
     attached: Box<[metrics::Gauge]>,
@@ -23,7 +24,7 @@ impl GaugeCell {
         Self {
             bits: AtomicU64::new(0f64.to_bits()),
             touched: AtomicBool::new(false),
-            idle_flushes: AtomicU32::new(0),
+            idle_flushes: AtomicU32::new(u32::MAX),
             stats,
             attached,
         }

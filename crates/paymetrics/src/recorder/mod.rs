@@ -367,7 +367,11 @@ impl Inner {
                 cell_idle.store(0, Relaxed);
                 0
             } else {
-                cell_idle.fetch_add(1, Relaxed).saturating_add(1)
+                // Flusher-only, so a load and a store suffice; saturating keeps a never-updated
+                // gauge (u32::MAX) never-updated.
+                let idle = cell_idle.load(Relaxed).saturating_add(1);
+                cell_idle.store(idle, Relaxed);
+                idle
             }
         };
         let active = |idle_flushes: u32| idle_flushes < self.limits.idle_flushes_before_expiry;
