@@ -60,8 +60,9 @@ pub enum SeriesValue {
     Counter(CounterValue),
     /// A gauge.
     Gauge(GaugeValue),
-    /// A histogram's samples for the interval.
-    Histogram(HistogramValue),
+    /// A histogram's samples for the interval (boxed: it is the large variant, and a snapshot
+    /// holds one value per live series).
+    Histogram(Box<HistogramValue>),
 }
 
 /// A counter at one flush.
@@ -248,7 +249,7 @@ impl Snapshot {
     /// The histogram `name{labels}`.
     pub fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Option<&HistogramValue> {
         match self.find(name, labels)? {
-            SeriesValue::Histogram(h) => Some(h),
+            SeriesValue::Histogram(h) => Some(h.as_ref()),
             _ => None,
         }
     }

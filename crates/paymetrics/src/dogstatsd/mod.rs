@@ -109,8 +109,14 @@ impl DogStatsdExporter {
     }
 
     fn encode_snapshot(&mut self, snapshot: &Snapshot, out: &mut Payloads) {
-        let c = &self.counters;
+        let c = SharedCounters::clone(&self.counters);
         for series in &snapshot.series {
+            // Send full payloads as they fill, so a flush of many series holds a few payloads
+            // in memory, not all of them.
+            if out.ready.len() >= 16 {
+                let ready = std::mem::take(&mut out.ready);
+                self.send_payloads(ready);
+            }
             match &series.value {
                 SeriesValue::Counter(v) if v.delta > 0 => {
                     self.encoder.counter(&series.key, v.delta, out);
@@ -193,9 +199,15 @@ impl DogStatsdExporter {
                 out.oversize_messages, self.config.max_payload_bytes
             ));
         }
+        let payloads = out.finish();
+        self.send_payloads(payloads);
+    }
+
+    fn send_payloads(&mut self, payloads: Vec<Vec<u8>>) {
+        let c = SharedCounters::clone(&self.counters);
         let mut failures = 0;
         let mut last_error = None;
-        for payload in out.finish() {
+        for payload in payloads {
             let len = payload.len() as u64;
             match self.transport.send(&payload) {
                 Ok(()) => {

@@ -361,7 +361,9 @@ impl Inner {
 
     /// Reads every series once: counter deltas, gauge values, drained histograms. Flusher only.
     pub(crate) fn collect(&self) -> Vec<Series> {
-        let mut series = Vec::new();
+        // Sized up front: the latest snapshot is kept, and a doubling Vec would keep up to
+        // twice the room it needs per live series.
+        let mut series = Vec::with_capacity(self.live_series() + 16);
         let idle = |cell_idle: &std::sync::atomic::AtomicU32, updated: bool| {
             if updated {
                 cell_idle.store(0, Relaxed);
@@ -400,7 +402,7 @@ impl Inner {
             idle(&cell.idle_flushes, drained.count > 0);
             series.push(Series {
                 key: key.0.clone(),
-                value: SeriesValue::Histogram(HistogramValue::from_drained(drained)),
+                value: SeriesValue::Histogram(Box::new(HistogramValue::from_drained(drained))),
             });
         });
         series
