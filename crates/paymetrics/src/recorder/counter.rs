@@ -72,6 +72,11 @@ impl CounterCell {
         total
     }
 
+    /// Whether increments arrived since the previous [`take_delta`](Self::take_delta).
+    pub(crate) fn has_unflushed(&self) -> bool {
+        self.total() != self.flushed.load(Acquire)
+    }
+
     /// Returns `(total, delta since the previous call)`; flusher only.
     pub(crate) fn take_delta(&self) -> (u64, u64) {
         let total = self.total();

@@ -34,6 +34,11 @@ impl GaugeCell {
         f64::from_bits(self.bits.load(Acquire))
     }
 
+    /// Whether it was updated since the previous [`take`](Self::take).
+    pub(crate) fn has_unflushed(&self) -> bool {
+        self.touched.load(Acquire)
+    }
+
     /// Returns the value and whether it was updated since the previous call; flusher only.
     pub(crate) fn take(&self) -> (f64, bool) {
         let touched = self.touched.swap(false, AcqRel);

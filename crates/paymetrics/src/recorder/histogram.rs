@@ -200,6 +200,12 @@ impl HistogramCell {
         fetch_extreme(&self.max_bits, value, |v, m| v > m);
     }
 
+    /// Whether samples arrived since the previous [`drain`](Self::drain) (a sample sets `min`
+    /// last, before its handle is released).
+    pub(crate) fn has_unflushed(&self) -> bool {
+        self.min_bits.load(Acquire) != f64::INFINITY.to_bits()
+    }
+
     /// Takes every sample recorded since the previous drain; flusher only.
     ///
     /// A sample racing with the drain may have its bucket taken now and its sum next time;

@@ -413,26 +413,45 @@ impl Inner {
     ///
     /// `retain_*` holds the shard's write lock while it decides, so no registration can clone a
     /// handle between the reference-count check and the removal: a removed cell has no other
-    /// owner and no increment can be lost. A handle held elsewhere keeps its series registered
-    /// (it stops being exported while idle) and resumes on its next update.
+    /// owner. An update that landed after the flush read the cell (while the exporters ran)
+    /// keeps it until the next flush has sent it. A handle held elsewhere keeps its series
+    /// registered (it stops being exported while idle) and resumes on its next update.
     pub(crate) fn expire_idle(&self) {
         let limit = self.limits.idle_flushes_before_expiry;
         let storage = self.registry.storage();
         let stats = &self.stats;
-        let keep = |key: &SeriesKey, idle: u32, holders: usize| {
-            let expired = idle >= limit && holders == 1;
+        let keep = |key: &SeriesKey, idle: u32, holders: usize, unflushed: bool| {
+            let expired = idle >= limit && holders == 1 && !unflushed;
             if expired {
                 storage.count_removed(&key.0);
                 stats.series_expired.fetch_add(1, Relaxed);
             }
             !expired
         };
-        self.registry
-            .retain_counters(|k, c| keep(k, c.idle_flushes.load(Relaxed), Arc::strong_count(c)));
-        self.registry
-            .retain_gauges(|k, g| keep(k, g.idle_flushes.load(Relaxed), Arc::strong_count(g)));
-        self.registry
-            .retain_histograms(|k, h| keep(k, h.idle_flushes.load(Relaxed), Arc::strong_count(h)));
+        self.registry.retain_counters(|k, c| {
+            keep(
+                k,
+                c.idle_flushes.load(Relaxed),
+                Arc::strong_count(c),
+                c.has_unflushed(),
+            )
+        });
+        self.registry.retain_gauges(|k, g| {
+            keep(
+                k,
+                g.idle_flushes.load(Relaxed),
+                Arc::strong_count(g),
+                g.has_unflushed(),
+            )
+        });
+        self.registry.retain_histograms(|k, h| {
+            keep(
+                k,
+                h.idle_flushes.load(Relaxed),
+                Arc::strong_count(h),
+                h.has_unflushed(),
+            )
+        });
     }
 
     /// Live series across all metrics and types.
@@ -595,6 +614,35 @@ mod tests {
         // Another metric name has its own budget.
         rec.register_gauge(&Key::from_name("b"), &meta()).set(1.0);
         assert_eq!(rec.live_series(), 3);
+    }
+
+    #[test]
+    fn an_update_between_collect_and_expiry_keeps_the_series() {
+        let rec = inner(10, 1);
+        rec.register_counter(&Key::from_name("c"), &meta())
+            .increment(1);
+        rec.register_histogram(&Key::from_name("h"), &meta())
+            .record(1.0);
+        rec.register_gauge(&Key::from_name("g"), &meta()).set(1.0);
+        rec.collect();
+        rec.collect(); // idle for one flush: due to expire
+        // Updates land while the exporters run, after collect() read the cells.
+        rec.register_counter(&Key::from_name("c"), &meta())
+            .increment(5);
+        rec.register_histogram(&Key::from_name("h"), &meta())
+            .record(2.0);
+        rec.register_gauge(&Key::from_name("g"), &meta()).set(3.0);
+        rec.expire_idle();
+        assert_eq!(rec.live_series(), 3, "nothing unflushed may be dropped");
+        let s = rec.collect();
+        let c = s.iter().find(|s| s.key.name() == "c").unwrap();
+        assert_eq!(
+            c.value,
+            SeriesValue::Counter(CounterValue { total: 6, delta: 5 })
+        );
+        rec.collect();
+        rec.expire_idle();
+        assert_eq!(rec.live_series(), 0);
     }
 
     #[test]
