@@ -144,6 +144,40 @@ enum PendingCell {
 pub(crate) struct CellStorage {
     stats: Arc<Stats>,
     names: RwLock<HashMap<SharedString, Arc<NameState>>>,
+    strings: Interner,
+}
+
+/// Label keys and values (and names) shared between the series that use them: a currency or
+/// status value repeated across thousands of series is stored once. Strings no series uses any
+/// more are swept at expiry.
+#[derive(Debug, Default)]
+struct Interner {
+    strings: std::sync::Mutex<std::collections::HashSet<Arc<str>>>,
+}
+
+impl Interner {
+    /// `key` with its name and labels interned, and its label array retained (shared by clones).
+    fn key(&self, key: &Key) -> Key {
+        let mut strings = self.strings.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut intern = |s: &str| -> SharedString {
+            if let Some(shared) = strings.get(s) {
+                return SharedString::from(Arc::clone(shared));
+            }
+            let shared: Arc<str> = Arc::from(s);
+            strings.insert(Arc::clone(&shared));
+            SharedString::from(shared)
+        };
+        let labels: Vec<Label> = key
+            .labels()
+            .map(|l| Label::new(intern(l.key()), intern(l.value())))
+            .collect();
+        Key::from_parts(intern(key.name()), labels).to_retained()
+    }
+
+    fn sweep(&self) {
+        let mut strings = self.strings.lock().unwrap_or_else(PoisonError::into_inner);
+        strings.retain(|s| Arc::strong_count(s) > 1);
+    }
 }
 
 impl CellStorage {
@@ -249,6 +283,7 @@ impl Inner {
         let storage = CellStorage {
             stats: Arc::clone(&stats),
             names: RwLock::default(),
+            strings: Interner::default(),
         };
         Self {
             registry: Registry::new(storage),
@@ -263,8 +298,9 @@ impl Inner {
     fn admit(&self, key: &Key) -> Key {
         let state = self.registry.storage().name_state(key.name());
         if state.live.load(Relaxed) < self.limits.max_series_per_metric || is_overflow(key) {
-            // Retained: later clones (snapshots) share the labels instead of copying them.
-            return key.to_retained();
+            // Interned strings, and a retained label array: later clones (snapshots) share the
+            // labels instead of copying them, and series share repeated values.
+            return self.registry.storage().strings.key(key);
         }
         self.stats.overflow_registrations.fetch_add(1, Relaxed);
         let name = SharedString::from(key.name().to_owned());
@@ -452,6 +488,7 @@ impl Inner {
                 h.has_unflushed(),
             )
         });
+        storage.strings.sweep();
     }
 
     /// Live series across all metrics and types.
@@ -643,6 +680,33 @@ mod tests {
         rec.collect();
         rec.expire_idle();
         assert_eq!(rec.live_series(), 0);
+    }
+
+    #[test]
+    fn series_share_interned_strings_until_they_expire() {
+        let rec = inner(10, 1);
+        for i in 0..3 {
+            let key = Key::from_parts(
+                "p",
+                vec![
+                    Label::new("currency", "EUR".to_string()),
+                    Label::new("i", i.to_string()),
+                ],
+            );
+            rec.register_counter(&key, &meta()).increment(1);
+        }
+        let strings = &rec.registry.storage().strings;
+        // "p", "currency", "EUR", "i", "0", "1", "2": one copy each.
+        assert_eq!(strings.strings.lock().unwrap().len(), 7);
+        for _ in 0..3 {
+            rec.collect();
+            rec.expire_idle();
+        }
+        assert_eq!(rec.live_series(), 0);
+        assert!(
+            strings.strings.lock().unwrap().is_empty(),
+            "swept with their series"
+        );
     }
 
     #[test]
