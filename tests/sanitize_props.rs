@@ -913,12 +913,19 @@ fn check_event(c: &EventCase, e: &EventMessage, rest: Vec<String>) -> Result<(),
         .collect();
     prop_assert_eq!(sorted(rest), sorted(expected_tags));
     if !c.title.contains('\\') {
-        let title = if c.title.is_empty() {
-            "(untitled)".to_owned()
-        } else {
-            agent_text(&c.title)
+        // An empty title (also one that is empty once carriage returns are removed) is sent
+        // as "(untitled)": the Agent rejects an empty one.
+        let title = match agent_text(&c.title) {
+            t if t.is_empty() => "(untitled)".to_owned(),
+            t => t,
         };
-        prop_assert_eq!(&e.title, &title);
+        // A title is cut, like the text, when the event would not fit a payload otherwise.
+        prop_assert!(
+            e.title == title || (e.title != "(untitled)" && title.starts_with(&e.title)),
+            "title {:?} arrived as {:?}",
+            title,
+            e.title
+        );
     }
     if !c.text.contains('\\') {
         let text = agent_text(&c.text);

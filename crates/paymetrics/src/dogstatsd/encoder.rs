@@ -283,11 +283,13 @@ impl Encoder {
 
     /// An event; its text is cut (at a character boundary) so it fits one payload.
     pub(crate) fn event(&mut self, e: &Event, out: &mut Payloads) {
-        let title = sanitize::event_text(if e.title.is_empty() {
-            "(untitled)"
+        // The Agent rejects an empty title; one made only of carriage returns ends up empty too.
+        let title = sanitize::event_text(&e.title);
+        let title = if title.is_empty() {
+            "(untitled)".to_owned()
         } else {
-            &e.title
-        });
+            title
+        };
         let mut text = sanitize::event_text(&e.text);
         let mut rest = String::new();
         if let Some(ts) = e.timestamp {
@@ -323,9 +325,14 @@ impl Encoder {
             while !title.is_char_boundary(cut.min(title.len())) {
                 cut -= 1;
             }
-            title.truncate(cut.min(title.len()));
-            if title.ends_with('\\') {
-                title.pop();
+            let mut cut_title = title[..cut.min(title.len())].to_owned();
+            if cut_title.ends_with('\\') {
+                cut_title.pop();
+            }
+            // No room even for a short title: leave it whole; the event is then counted as too
+            // large and dropped, never sent with an empty title the Agent would reject.
+            if !cut_title.is_empty() {
+                title = cut_title;
             }
         }
         let fixed = header + title.len() + 1 + rest.len();
@@ -454,6 +461,14 @@ mod tests {
               _sc|svc.up|1|#service:pay|m:m\\: bad_x\\ny\n"
             ]
         );
+    }
+
+    #[test]
+    fn an_empty_title_becomes_untitled() {
+        let mut e = encoder(DogStatsdBuilder::new());
+        let mut p = Payloads::new(1432);
+        e.event(&Event::new("\r", ""), &mut p);
+        assert_eq!(text(&mut p), ["_e{10,0}:(untitled)|\n"]);
     }
 
     #[test]
