@@ -162,7 +162,7 @@ impl PeriodTotals {
 }
 
 /// Percent with two decimals, or `empty` when there is nothing to divide.
-fn percent(part: u64, whole: u64, empty: f64) -> f64 {
+pub(crate) fn percent(part: u64, whole: u64, empty: f64) -> f64 {
     if whole == 0 {
         empty
     } else {
@@ -170,7 +170,8 @@ fn percent(part: u64, whole: u64, empty: f64) -> f64 {
     }
 }
 
-fn round2(v: f64) -> f64 {
+/// Rounds to two decimals, as the seed's KPIs and rollups do.
+pub(crate) fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 

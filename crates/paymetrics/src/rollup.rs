@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::{
     clock::{day_start, hour_start, unix_seconds},
-    kpi::PeriodTotals,
+    kpi::{PeriodTotals, percent, round2},
     message::TimestampedMetric,
 };
 
@@ -64,21 +64,14 @@ pub struct HourlyRollup {
     pub total_fees: f64,
 }
 
-fn round2(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
-}
-
 impl HourlyRollup {
     /// The rollup of the hour containing `hour`, from that hour's totals.
     pub fn from_totals(hour: SystemTime, t: &PeriodTotals) -> Self {
         Self {
             hour_start: hour_start(hour),
             total_payments: t.payments,
-            success_rate_percent: if t.payments == 0 {
-                0.0
-            } else {
-                round2(t.payments_succeeded as f64 * 100.0 / t.payments as f64)
-            },
+            // The seed's rollups read 0 (not the KPI's 100) for an hour without payments.
+            success_rate_percent: percent(t.payments_succeeded, t.payments, 0.0),
             avg_value: if t.payments_succeeded == 0 {
                 0.0
             } else {
