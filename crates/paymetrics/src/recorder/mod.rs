@@ -156,22 +156,38 @@ struct Interner {
 }
 
 impl Interner {
-    /// `key` with its name and labels interned, and its label array retained (shared by clones).
+    /// `key` with its owned strings interned and its label array retained (shared by clones).
+    ///
+    /// Static and already-shared strings are kept as they are: cloning them keeps their address,
+    /// which lets a static macro key match its registered copy by address on the hot path.
+    /// Owned strings (values formatted per call) are replaced by the interned copy.
     fn key(&self, key: &Key) -> Key {
+        let (name, labels) = key.clone().into_parts();
         let mut strings = self.strings.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut intern = |s: &str| -> SharedString {
-            if let Some(shared) = strings.get(s) {
+        let mut keep_or_intern = |s: SharedString, original: &str| -> SharedString {
+            if std::ptr::eq(s.as_ptr(), original.as_ptr()) {
+                return s;
+            }
+            if let Some(shared) = strings.get(&*s) {
                 return SharedString::from(Arc::clone(shared));
             }
-            let shared: Arc<str> = Arc::from(s);
+            let shared: Arc<str> = Arc::from(&*s);
             strings.insert(Arc::clone(&shared));
             SharedString::from(shared)
         };
-        let labels: Vec<Label> = key
-            .labels()
-            .map(|l| Label::new(intern(l.key()), intern(l.value())))
+        let name = keep_or_intern(name.into_inner(), key.name());
+        let labels: Vec<Label> = labels
+            .into_iter()
+            .zip(key.labels())
+            .map(|(label, original)| {
+                let (k, v) = label.into_parts();
+                Label::new(
+                    keep_or_intern(k, original.key()),
+                    keep_or_intern(v, original.value()),
+                )
+            })
             .collect();
-        Key::from_parts(intern(key.name()), labels).to_retained()
+        Key::from_parts(name, labels).to_retained()
     }
 
     fn sweep(&self) {
@@ -696,8 +712,8 @@ mod tests {
             rec.register_counter(&key, &meta()).increment(1);
         }
         let strings = &rec.registry.storage().strings;
-        // "p", "currency", "EUR", "i", "0", "1", "2": one copy each.
-        assert_eq!(strings.strings.lock().unwrap().len(), 7);
+        // The owned values "EUR", "0", "1", "2", one copy each; static strings stay static.
+        assert_eq!(strings.strings.lock().unwrap().len(), 4);
         for _ in 0..3 {
             rec.collect();
             rec.expire_idle();
