@@ -82,24 +82,21 @@ pub fn window_config(rules: &[AlertRule]) -> WindowConfig {
     WindowConfig::tracking(rules.iter().map(|r| r.metric.clone()))
 }
 
-fn tag_pairs(tags: &[String]) -> Vec<(&str, &str)> {
-    tags.iter()
-        .map(|t| t.split_once(':').unwrap_or((t.as_str(), "")))
-        .collect()
-}
-
 /// A rule's aggregate over its window ending at `now`, or `None` without data.
 pub fn aggregate(rule: &AlertRule, windows: &Windows, now: SystemTime) -> Option<f64> {
     let span = Span::Last(rule.window);
     let m = rule.metric.as_str();
     match (&rule.aggregation, rule.metric_type) {
         (Aggregation::Ratio { numerator }, _) => {
-            let all = windows.counter_sum(m, &[], span, now);
-            let part = windows.counter_sum(m, &tag_pairs(numerator), span, now);
+            let all = windows.counter_sum(m, None, span, now);
+            let tag = numerator
+                .split_once(':')
+                .unwrap_or((numerator.as_str(), ""));
+            let part = windows.counter_sum(m, Some(tag), span, now);
             (all > 0).then(|| part as f64 * 100.0 / all as f64)
         }
         (agg, MetricType::Count) => {
-            let sum = windows.counter_sum(m, &[], span, now) as f64;
+            let sum = windows.counter_sum(m, None, span, now) as f64;
             match agg {
                 Aggregation::Sum | Aggregation::Max | Aggregation::Avg | Aggregation::Min => {
                     Some(sum)
@@ -108,7 +105,7 @@ pub fn aggregate(rule: &AlertRule, windows: &Windows, now: SystemTime) -> Option
             }
         }
         (agg, MetricType::Distribution) => {
-            let h = windows.histogram(m, &[], span, now);
+            let h = windows.histogram(m, None, span, now);
             if h.count == 0 {
                 return None;
             }

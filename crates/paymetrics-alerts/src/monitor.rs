@@ -58,7 +58,7 @@ pub fn query(rule: &AlertRule) -> String {
     match (&rule.aggregation, rule.metric_type) {
         (Aggregation::Ratio { numerator }, _) => format!(
             "sum(last_{window}):sum:{m}{}.as_count() / sum:{m}{{*}}.as_count() * 100 {tail}",
-            scope(numerator)
+            scope(std::slice::from_ref(numerator))
         ),
         (Aggregation::P50 | Aggregation::P95 | Aggregation::P99, _) => {
             let p = match rule.aggregation {

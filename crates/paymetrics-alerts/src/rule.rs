@@ -22,12 +22,12 @@ pub enum Aggregation {
     P95,
     /// 99th percentile of a distribution (global across hosts).
     P99,
-    /// A percentage of a counter: the count with `numerator` tags over the count of all its
+    /// A percentage of a counter: the count with the `numerator` tag over the count of all its
     /// series, times 100. The seed's "success rate" and "hit rate" are these, not an `avg` of a
     /// counter.
     Ratio {
-        /// Tags (`key:value`) selecting the numerator, for example `["success:true"]`.
-        numerator: Vec<String>,
+        /// The tag (`key:value`) selecting the numerator, for example `success:true`.
+        numerator: String,
     },
 }
 
@@ -255,7 +255,7 @@ pub fn default_rules() -> Vec<AlertRule> {
             "business.payment.success_rate",
             MetricType::Count,
             Ratio {
-                numerator: vec!["success:true".into()],
+                numerator: "success:true".into(),
             },
             Below,
             95.0,
@@ -312,7 +312,7 @@ pub fn default_rules() -> Vec<AlertRule> {
             "cache.operations.hit_miss",
             MetricType::Count,
             Ratio {
-                numerator: vec!["result:hit".into()],
+                numerator: "result:hit".into(),
             },
             Below,
             80.0,

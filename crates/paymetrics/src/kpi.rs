@@ -79,29 +79,29 @@ impl PeriodTotals {
     pub fn from_windows(windows: &Windows, span: Span, now: SystemTime) -> Self {
         let yes = "true";
         Self {
-            payments: windows.counter_sum(payment::SUCCESS_RATE, &[], span, now),
+            payments: windows.counter_sum(payment::SUCCESS_RATE, None, span, now),
             payments_succeeded: windows.counter_sum(
                 payment::SUCCESS_RATE,
-                &[(payment::SUCCESS, yes)],
+                Some((payment::SUCCESS, yes)),
                 span,
                 now,
             ),
             volume: windows
-                .histogram(payment::TRANSACTION_VALUE, &[], span, now)
+                .histogram(payment::TRANSACTION_VALUE, None, span, now)
                 .sum,
-            fees: windows.histogram(payment::FEES, &[], span, now).sum,
-            registrations: windows.counter_sum(user::REGISTRATIONS, &[], span, now),
-            confirmed_fraud: windows.counter_sum(fraud::CONFIRMED, &[], span, now),
+            fees: windows.histogram(payment::FEES, None, span, now).sum,
+            registrations: windows.counter_sum(user::REGISTRATIONS, None, span, now),
+            confirmed_fraud: windows.counter_sum(fraud::CONFIRMED, None, span, now),
             confirmed_fraud_blocked: windows.counter_sum(
                 fraud::CONFIRMED,
-                &[(fraud::BLOCKED, yes)],
+                Some((fraud::BLOCKED, yes)),
                 span,
                 now,
             ),
-            health_checks: windows.counter_sum(health::CHECKS, &[], span, now),
+            health_checks: windows.counter_sum(health::CHECKS, None, span, now),
             health_checks_ok: windows.counter_sum(
                 health::CHECKS,
-                &[(health::HEALTHY, yes)],
+                Some((health::HEALTHY, yes)),
                 span,
                 now,
             ),

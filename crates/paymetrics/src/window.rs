@@ -3,9 +3,11 @@
 //! day). KPIs, rollups and local alert evaluation are built on these queries.
 //!
 //! A [`WindowExporter`] is fed every snapshot by the flusher like any exporter; its
-//! [`Windows`] reader answers queries. Only the metrics it is told to track are kept, so memory
-//! is bounded by those series times the retention (two hours of minutes, two days of hours by
-//! default). A flush's deltas count in the minute (and hour) containing the instant just before
+//! [`Windows`] reader answers queries. Only the metrics it is told to track are kept, and only
+//! as aggregates per metric and per metric and one label value (never per series), so memory
+//! grows with the distinct label values of the tracked metrics times the retention (two hours
+//! of minutes, two days of hours by default), not with their series. Queries therefore filter
+//! by at most one label. A flush's deltas count in the minute (and hour) containing the instant just before
 //! the flush: a boundary is exact to within one flush interval, and exact when a flush runs at
 //! the boundary.
 //!
@@ -22,8 +24,8 @@
 //! metrics.flush();
 //! let now = metrics.clock().now();
 //! let last_hour = Span::Last(Duration::from_secs(3600));
-//! assert_eq!(windows.counter_sum("payments", &[], last_hour, now), 10);
-//! assert_eq!(windows.counter_sum("payments", &[("success", "true")], last_hour, now), 9);
+//! assert_eq!(windows.counter_sum("payments", None, last_hour, now), 10);
+//! assert_eq!(windows.counter_sum("payments", Some(("success", "true")), last_hour, now), 9);
 //! ```
 
 use std::{
@@ -34,26 +36,26 @@ use std::{
 
 use metrics::Key;
 
+/// A query's label filter: every series of the metric (`None`), or those with one label value.
+pub type LabelFilter<'a> = Option<(&'a str, &'a str)>;
+
 use crate::{
     clock::unix_seconds,
     export::Exporter,
     snapshot::{HistogramValue, SeriesValue, Snapshot},
 };
 
-/// What a period holds for one series.
+/// What a period holds for one aggregate.
 #[derive(Debug, Clone)]
 enum Acc {
     Counter(u64),
-    Gauge(f64),
     Histogram(HistogramValue),
 }
 
-/// One minute's or hour's deltas: per series, and pre-aggregated per metric name and per
-/// `name` + one label, so that the common queries (a whole metric, or a metric with one label
-/// such as `success:true`) read one entry per bucket instead of scanning every series.
+/// One minute's or hour's deltas, aggregated per metric name and per `name` + one label, so a
+/// query reads one entry per bucket and memory does not grow with the number of series.
 #[derive(Debug, Default)]
 struct Bucket {
-    series: HashMap<Key, Acc>,
     /// Counters and histograms by `name`, and by `name\0label\0value`.
     aggregates: HashMap<String, Acc>,
     /// Gauges by name: statistics of the values flushed in this bucket.
@@ -206,11 +208,9 @@ fn add(bucket: &mut Bucket, key: &Key, value: &SeriesValue) {
                     *n += c.delta;
                 }
             };
-            add(bucket.series.entry(key.clone()).or_insert(Acc::Counter(0)));
             for_each_aggregate(bucket, key, || Acc::Counter(0), add);
         }
         SeriesValue::Gauge(g) if g.updated => {
-            bucket.series.insert(key.clone(), Acc::Gauge(g.value));
             let stats = GaugeStats::new(g.value);
             match bucket.gauges.get_mut(key.name()) {
                 Some(existing) => existing.add(&stats),
@@ -226,7 +226,6 @@ fn add(bucket: &mut Bucket, key: &Key, value: &SeriesValue) {
                     merged.merge(h);
                 }
             };
-            add(bucket.series.entry(key.clone()).or_insert_with(empty));
             for_each_aggregate(bucket, key, empty, add);
         }
         _ => {}
@@ -265,20 +264,12 @@ fn aggregate<'a>(
     map.get_mut(id).expect("inserted above")
 }
 
-/// The aggregate id answering `name{filter}` directly, if the filter has at most one label.
-fn aggregate_id(name: &str, filter: &[(&str, &str)]) -> Option<String> {
+/// The aggregate id answering `name{filter}`.
+fn aggregate_id(name: &str, filter: LabelFilter<'_>) -> String {
     match filter {
-        [] => Some(name.to_owned()),
-        [(k, v)] => Some(format!("{name}\0{k}\0{v}")),
-        _ => None,
+        None => name.to_owned(),
+        Some((k, v)) => format!("{name}\0{k}\0{v}"),
     }
-}
-
-fn matches(key: &Key, name: &str, filter: &[(&str, &str)]) -> bool {
-    key.name() == name
-        && filter
-            .iter()
-            .all(|(k, v)| key.labels().any(|l| l.key() == *k && l.value() == *v))
 }
 
 impl Windows {
@@ -351,57 +342,37 @@ impl Windows {
         }
     }
 
-    /// Sum of the deltas of counter `name` over the series whose labels include `filter`.
+    /// Sum of the deltas of counter `name` over its series matching `filter`.
     pub fn counter_sum(
         &self,
         name: &str,
-        filter: &[(&str, &str)],
+        filter: LabelFilter<'_>,
         span: Span,
         now: SystemTime,
     ) -> u64 {
         let mut sum = 0;
         let id = aggregate_id(name, filter);
         self.visit(span, now, |bucket| {
-            if let Some(id) = &id {
-                if let Some(Acc::Counter(n)) = bucket.aggregates.get(id) {
-                    sum += n;
-                }
-                return;
-            }
-            for (key, acc) in &bucket.series {
-                if let Acc::Counter(n) = acc
-                    && matches(key, name, filter)
-                {
-                    sum += n;
-                }
+            if let Some(Acc::Counter(n)) = bucket.aggregates.get(&id) {
+                sum += n;
             }
         });
         sum
     }
 
-    /// Histogram `name` merged over the span and over the series whose labels include `filter`.
+    /// Histogram `name` merged over the span and over its series matching `filter`.
     pub fn histogram(
         &self,
         name: &str,
-        filter: &[(&str, &str)],
+        filter: LabelFilter<'_>,
         span: Span,
         now: SystemTime,
     ) -> HistogramValue {
         let mut merged = HistogramValue::empty();
         let id = aggregate_id(name, filter);
         self.visit(span, now, |bucket| {
-            if let Some(id) = &id {
-                if let Some(Acc::Histogram(h)) = bucket.aggregates.get(id) {
-                    merged.merge(h);
-                }
-                return;
-            }
-            for (key, acc) in &bucket.series {
-                if let Acc::Histogram(h) = acc
-                    && matches(key, name, filter)
-                {
-                    merged.merge(h);
-                }
+            if let Some(Acc::Histogram(h)) = bucket.aggregates.get(&id) {
+                merged.merge(h);
             }
         });
         merged
@@ -420,28 +391,6 @@ impl Windows {
             }
         });
         total
-    }
-
-    /// The last value set, within the span, of the gauge series `name{filter}` set most recently
-    /// (per bucket; `None` if none was set).
-    pub fn gauge_last(
-        &self,
-        name: &str,
-        filter: &[(&str, &str)],
-        span: Span,
-        now: SystemTime,
-    ) -> Option<f64> {
-        let mut last = None;
-        self.visit(span, now, |bucket| {
-            for (key, acc) in &bucket.series {
-                if let Acc::Gauge(v) = acc
-                    && matches(key, name, filter)
-                {
-                    last = Some(*v);
-                }
-            }
-        });
-        last
     }
 }
 
@@ -477,41 +426,43 @@ mod tests {
         w.ingest(&snapshot(h10 + 3600, vec![("p", "ok", 2), ("p", "bad", 1)])); // flush at 11:00:00
         w.ingest(&snapshot(h10 + 3601, vec![("p", "ok", 7)]));
         let t = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
-        assert_eq!(w.counter_sum("p", &[], Span::Hour(t(h10 + 5)), t(0)), 8);
+        assert_eq!(w.counter_sum("p", None, Span::Hour(t(h10 + 5)), t(0)), 8);
         assert_eq!(
-            w.counter_sum("p", &[("status", "ok")], Span::Hour(t(h10)), t(0)),
+            w.counter_sum("p", Some(("status", "ok")), Span::Hour(t(h10)), t(0)),
             7
         );
-        assert_eq!(w.counter_sum("p", &[], Span::Hour(t(h10 + 3600)), t(0)), 7);
-        assert_eq!(w.counter_sum("p", &[], Span::Day(t(h10)), t(0)), 15);
+        assert_eq!(w.counter_sum("p", None, Span::Hour(t(h10 + 3600)), t(0)), 7);
+        assert_eq!(w.counter_sum("p", None, Span::Day(t(h10)), t(0)), 15);
         assert_eq!(
-            w.counter_sum("other", &[], Span::Day(t(h10)), t(0)),
+            w.counter_sum("other", None, Span::Day(t(h10)), t(0)),
             0,
             "untracked"
         );
         let now = t(h10 + 3601);
         assert_eq!(
-            w.counter_sum("p", &[], Span::Last(Duration::from_secs(60)), now),
+            w.counter_sum("p", None, Span::Last(Duration::from_secs(60)), now),
             10
         );
         assert_eq!(
-            w.counter_sum("p", &[], Span::Last(Duration::from_secs(3600)), now),
+            w.counter_sum("p", None, Span::Last(Duration::from_secs(3600)), now),
             15
         );
         assert_eq!(
-            w.counter_sum("p", &[], Span::Last(Duration::from_secs(24 * 3600)), now),
+            w.counter_sum("p", None, Span::Last(Duration::from_secs(24 * 3600)), now),
             15
         );
-        // One label reads the pre-aggregate, two labels scan the series: both agree.
-        let two = [("status", "ok"), ("status", "ok")];
-        assert_eq!(w.counter_sum("p", &two, Span::Day(t(h10)), t(0)), 14);
         assert_eq!(
-            w.counter_sum("p", &[("status", "ok")], Span::Day(t(h10)), t(0)),
+            w.counter_sum("p", Some(("status", "ok")), Span::Day(t(h10)), t(0)),
             14
         );
         // An empty window.
         assert_eq!(
-            w.counter_sum("p", &[], Span::Last(Duration::from_secs(60)), t(h10 + 7200)),
+            w.counter_sum(
+                "p",
+                None,
+                Span::Last(Duration::from_secs(60)),
+                t(h10 + 7200)
+            ),
             0
         );
     }
