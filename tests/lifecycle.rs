@@ -288,3 +288,58 @@ fn metrics_exporter_dogstatsd_attached_beside_the_native_exporter() {
         }
     }
 }
+
+#[test]
+fn an_agent_that_stops_reading_costs_one_timeout_per_flush_not_one_per_payload() {
+    // A bound datagram socket nobody reads: its queue fills, then every send would block.
+    let dir = std::env::temp_dir();
+    let stalled = paymetrics_workspace::agent::UnixDatagramReceiver::bind_in(&dir).unwrap();
+    let metrics = PaymetricsBuilder::new()
+        .flush_interval(Duration::from_secs(3600))
+        .shutdown_timeout(Duration::from_secs(5))
+        .max_series_per_metric(50_000)
+        .dogstatsd(dogstatsd(&format!(
+            "unixgram://{}",
+            stalled.path().display()
+        )))
+        .build()
+        .unwrap();
+    with_local_recorder(metrics.recorder(), || {
+        for i in 0..20_000 {
+            metrics::counter!("stalled.agent", "series" => i.to_string()).increment(1);
+        }
+    });
+    // ~77 payloads of 8 KiB at 100 ms each would take ~7 s: over the 5 s bound, flush() would say false.
+    assert!(
+        metrics.flush(),
+        "the flush gave up on the stalled agent in time"
+    );
+    let t = metrics.dogstatsd_telemetry().unwrap();
+    assert!(t.packets_sent >= 1, "{t:?}");
+    assert!(
+        t.packets_dropped_writer >= 50,
+        "the rest of the flush is dropped: {t:?}"
+    );
+    assert_eq!(
+        t.packets_sent + t.packets_dropped,
+        t.packets_sent + t.packets_dropped_writer
+    );
+    assert!(metrics.shutdown());
+}
+
+#[test]
+fn a_flush_interval_of_duration_max_means_flush_on_demand() {
+    let (exporter, reader) = MemoryExporter::new();
+    let metrics = PaymetricsBuilder::new()
+        .flush_interval(Duration::MAX)
+        .without_dogstatsd()
+        .exporter(exporter)
+        .build()
+        .unwrap();
+    with_local_recorder(metrics.recorder(), || {
+        metrics::counter!("on.demand").increment(2)
+    });
+    assert!(metrics.flush());
+    assert_eq!(reader.counter_total("on.demand", &[]), 2);
+    assert!(metrics.shutdown());
+}

@@ -94,9 +94,11 @@ impl PaymetricsBuilder {
         }
     }
 
-    /// How often the flusher snapshots and exports (at least 1 ms).
+    /// How often the flusher snapshots and exports (at least 1 ms, at most a year: longer,
+    /// as in "only when I call flush()", is taken as a year).
     pub fn flush_interval(mut self, interval: Duration) -> Self {
-        self.flush_interval = interval.max(Duration::from_millis(1));
+        self.flush_interval =
+            interval.clamp(Duration::from_millis(1), Duration::from_secs(365 * 86_400));
         self
     }
 

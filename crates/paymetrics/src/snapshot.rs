@@ -136,11 +136,23 @@ impl HistogramValue {
             .map(|&(k, n)| (self.representative(k), n))
     }
 
+    /// Whether min and max describe the buckets. A sample recorded while its interval was being
+    /// drained can leave its bucket in one interval and its sum, min and max in the next.
+    fn extremes_consistent(&self) -> bool {
+        self.min <= self.max
+    }
+
     fn representative(&self, key: i32) -> f64 {
-        if self.count == 1 {
-            return self.sum; // one sample: its value is known exactly
+        // One sample whose min, max and sum agree: its value is known exactly.
+        if self.count == 1 && self.min == self.max && self.sum == self.min {
+            return self.sum;
         }
-        histogram::bucket_value(key).clamp(self.min, self.max)
+        let mid = histogram::bucket_value(key);
+        if self.extremes_consistent() {
+            mid.clamp(self.min, self.max)
+        } else {
+            mid
+        }
     }
 
     /// The `q`-quantile (`0.0..=1.0`, nearest rank), or `None` when empty or `q` is out of range.
@@ -152,10 +164,10 @@ impl HistogramValue {
         if self.count == 0 || !(0.0..=1.0).contains(&q) {
             return None;
         }
-        if q == 0.0 {
+        if q == 0.0 && self.extremes_consistent() {
             return Some(self.min);
         }
-        if q == 1.0 {
+        if q == 1.0 && self.extremes_consistent() {
             return Some(self.max);
         }
         let rank = ((q * self.count as f64).ceil() as u64).max(1);
@@ -170,6 +182,12 @@ impl HistogramValue {
     }
 
     /// Adds another interval's samples to this one (exact: buckets are summed).
+    ///
+    /// A histogram's count, sum, min and max come from separate atomics: a sample recorded
+    /// during the drain of its interval may count in one interval and add its sum, min and max
+    /// to the next. Totals over consecutive intervals stay exact; within one interval the sum can
+    /// be off by the samples in flight, and a lone sample is only reported exactly when its
+    /// min, max and sum agree.
     pub fn merge(&mut self, other: &HistogramValue) {
         if other.count == 0 {
             return;
@@ -306,6 +324,36 @@ mod tests {
         let mut e = HistogramValue::empty();
         e.merge(&all);
         assert_eq!(e, all);
+    }
+
+    #[test]
+    fn a_drain_that_raced_a_record_never_panics_or_invents_a_value() {
+        // The bucket of a sample was drained, but its sum, min and max land in the next interval.
+        let raced = HistogramValue::from_drained(Drained {
+            count: 1,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            buckets: vec![(histogram::bucket_key(5.0), 1)],
+        });
+        let mid = histogram::bucket_value(histogram::bucket_key(5.0));
+        assert_eq!(raced.buckets().collect::<Vec<_>>(), vec![(mid, 1)]);
+        assert_eq!(raced.quantile(0.0), Some(mid));
+        assert_eq!(raced.quantile(1.0), Some(mid));
+        // And the other way round: sum, min and max without a bucket.
+        let mut next = HistogramValue::from_drained(Drained {
+            count: 0,
+            sum: 5.0,
+            min: 5.0,
+            max: 5.0,
+            buckets: vec![],
+        });
+        next.merge(&raced);
+        assert_eq!(next.count, 1);
+        assert!(
+            next.buckets()
+                .all(|(v, _)| (v - 5.0).abs() <= 5.0 * histogram::RELATIVE_ERROR)
+        );
     }
 
     #[test]

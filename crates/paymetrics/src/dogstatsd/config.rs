@@ -409,7 +409,8 @@ impl DogStatsdBuilder {
         } else if let Some(url) = self.var("DD_DOGSTATSD_URL") {
             url.parse()?
         } else if let Some(host) = self.var("DD_AGENT_HOST") {
-            if host.starts_with("unix://") {
+            if host.contains("://") {
+                // Datadog's clients accept a URL here too (unix://, unixgram://, udp://).
                 host.parse()?
             } else {
                 let port = match self.var("DD_DOGSTATSD_PORT") {
@@ -420,11 +421,21 @@ impl DogStatsdBuilder {
                     })?,
                     None => DEFAULT_PORT,
                 };
-                let host = host
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_owned();
-                AgentAddress::Udp { host, port }
+                // A bracketed IPv6 literal, possibly with its own port: parse it as a URL.
+                match format!("udp://{host}").parse::<AgentAddress>()? {
+                    AgentAddress::Udp { host: h, port: p }
+                        if host.starts_with('[') && !host.ends_with(']') =>
+                    {
+                        AgentAddress::Udp {
+                            host: h,
+                            port: self.var("DD_DOGSTATSD_PORT").map_or(p, |_| port),
+                        }
+                    }
+                    AgentAddress::Udp { host: h, .. } if host.starts_with('[') => {
+                        AgentAddress::Udp { host: h, port }
+                    }
+                    _ => AgentAddress::Udp { host, port },
+                }
             }
         } else {
             AgentAddress::Udp {

@@ -78,6 +78,9 @@ pub struct DogStatsdExporter {
     reported: ClientTelemetry,
     reported_at: Instant,
     last_warning: Option<Instant>,
+    /// Set when a send timed out in this flush: the Agent is not reading, so the rest of the
+    /// flush is dropped (and counted) instead of waiting out the timeout once per payload.
+    stalled: bool,
 }
 
 impl DogStatsdExporter {
@@ -90,6 +93,7 @@ impl DogStatsdExporter {
             reported: ClientTelemetry::default(),
             reported_at: Instant::now(),
             last_warning: None,
+            stalled: false,
             config,
         }
     }
@@ -209,7 +213,23 @@ impl DogStatsdExporter {
         let mut last_error = None;
         for payload in payloads {
             let len = payload.len() as u64;
-            match self.transport.send(&payload) {
+            let sent = if self.stalled {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the agent stopped reading earlier in this flush",
+                ))
+            } else {
+                self.transport.send(&payload)
+            };
+            if let Err(e) = &sent
+                && matches!(
+                    e.kind(),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                )
+            {
+                self.stalled = true;
+            }
+            match sent {
                 Ok(()) => {
                     Counters::add(&c.packets_sent, 1);
                     Counters::add(&c.bytes_sent, len);
@@ -245,6 +265,7 @@ impl DogStatsdExporter {
 
 impl Exporter for DogStatsdExporter {
     fn export(&mut self, snapshot: &Snapshot) {
+        self.stalled = false;
         let mut out = Payloads::new(self.config.max_payload_bytes);
         self.encode_snapshot(snapshot, &mut out);
         if let Some(interval) = self.config.telemetry_interval
@@ -256,6 +277,7 @@ impl Exporter for DogStatsdExporter {
     }
 
     fn shutdown(&mut self) {
+        self.stalled = false;
         if self.config.telemetry_interval.is_some() && self.counters.read() != self.reported {
             let mut out = Payloads::new(self.config.max_payload_bytes);
             self.encode_telemetry(&mut out);

@@ -47,9 +47,9 @@ impl GaugeCell {
 
     #[inline]
     fn touch(&self) {
-        if !self.touched.load(Relaxed) {
-            self.touched.store(true, Relaxed);
-        }
+        // Unconditional: a load-then-store could read a stale `true` just before the flusher
+        // clears it and skip the store, losing this update's flag.
+        self.touched.store(true, Release);
     }
 
     fn adjust(&self, delta: f64) {

@@ -221,8 +221,18 @@ impl CellStorage {
     }
 
     fn count_removed(&self, key: &Key) {
-        if !is_overflow(key) {
-            self.name_state(key.name()).live.fetch_sub(1, Relaxed);
+        if is_overflow(key) {
+            return;
+        }
+        if self.name_state(key.name()).live.fetch_sub(1, Relaxed) == 1 {
+            // The metric's last series: forget the name, so dynamic names cannot grow the map.
+            let mut names = self.names.write().unwrap_or_else(PoisonError::into_inner);
+            if names
+                .get(key.name())
+                .is_some_and(|s| s.live.load(Relaxed) == 0)
+            {
+                names.remove(key.name());
+            }
         }
     }
 
@@ -723,6 +733,25 @@ mod tests {
             strings.strings.lock().unwrap().is_empty(),
             "swept with their series"
         );
+    }
+
+    #[test]
+    fn names_are_forgotten_with_their_last_series() {
+        let rec = inner(10, 1);
+        for i in 0..100 {
+            rec.register_counter(&Key::from_name(format!("dynamic.{i}")), &meta())
+                .increment(1);
+        }
+        assert_eq!(rec.registry.storage().names.read().unwrap().len(), 100);
+        for _ in 0..3 {
+            rec.collect();
+            rec.expire_idle();
+        }
+        assert!(rec.registry.storage().names.read().unwrap().is_empty());
+        // A name seen again starts counting afresh.
+        rec.register_counter(&Key::from_name("dynamic.7"), &meta())
+            .increment(1);
+        assert_eq!(rec.live_series(), 1);
     }
 
     #[test]
