@@ -148,9 +148,22 @@ impl CounterFn for CounterCell {
 
     /// Raises the total to `value` if it is higher; a counter never goes down.
     fn absolute(&self, value: u64) {
-        let total = self.total();
-        if value > total {
-            self.add(value - total);
+        // Raise the base by the shortfall with a CAS on the base value the total was read with:
+        // two concurrent calls cannot both add it (the loser re-reads and finds nothing to add).
+        loop {
+            let base = self.base.load(Acquire);
+            let total = self.total();
+            if value <= total {
+                break;
+            }
+            let raised = base.wrapping_add(value - total);
+            if self
+                .base
+                .compare_exchange(base, raised, AcqRel, Acquire)
+                .is_ok()
+            {
+                break;
+            }
         }
         for other in self.attached.iter() {
             other.absolute(value);
@@ -175,6 +188,23 @@ mod tests {
         assert_eq!(c.take_delta(), (10, 3));
         c.absolute(2);
         assert_eq!(c.take_delta(), (10, 0));
+    }
+
+    #[test]
+    fn concurrent_absolutes_do_not_overshoot() {
+        for _ in 0..200 {
+            let c = Arc::new(CounterCell::new(Box::new([])));
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    let c = Arc::clone(&c);
+                    std::thread::spawn(move || c.absolute(1_000))
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert_eq!(c.total(), 1_000);
+        }
     }
 
     #[test]
