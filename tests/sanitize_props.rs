@@ -81,18 +81,20 @@ fn spec_tag(key: &str, value: &str) -> String {
     let keep = |c: char, colon: bool| {
         c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/') || (colon && c == ':')
     };
-    let mut tag: String = key
-        .chars()
-        .map(|c| if keep(c, false) { c } else { '_' })
-        .collect();
-    if tag.is_empty() {
-        tag.push('_');
-    }
+    // A tag starts with a letter: anything else gets a leading `t`.
+    let mut tag = String::from(if key.starts_with(char::is_alphabetic) {
+        ""
+    } else {
+        "t"
+    });
+    tag.extend(key.chars().map(|c| if keep(c, false) { c } else { '_' }));
     if !value.is_empty() {
         tag.push(':');
         tag.extend(value.chars().map(|c| if keep(c, true) { c } else { '_' }));
     }
-    tag.chars().take(MAX_LEN).collect()
+    // At most 200 characters, and never a trailing `:`, also after the cut.
+    let tag: String = tag.chars().take(MAX_LEN).collect();
+    tag.trim_end_matches(':').to_owned()
 }
 
 fn spec_raw_tag(raw: &str) -> String {
@@ -115,7 +117,7 @@ fn agent_text(raw: &str) -> String {
 }
 
 /// An upper bound of a sanitised tag's bytes: each kept character keeps its bytes, each other
-/// one becomes one byte, plus `_` for an empty key and `:`; at most 200 characters of 4 bytes.
+/// one becomes one byte, plus a leading `t` and `:`; at most 200 characters of 4 bytes.
 fn tag_bound(key: &str, value: &str) -> usize {
     (key.len() + value.len() + 2).min(4 * MAX_LEN)
 }
@@ -131,6 +133,10 @@ fn check_name(name: &str, raw: &str) -> Result<(), TestCaseError> {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.'),
         "name {name:?} has a character outside [A-Za-z0-9_.]"
     );
+    prop_assert!(
+        name.starts_with(|c: char| c.is_ascii_alphabetic()),
+        "name {name:?} does not start with a letter"
+    );
     prop_assert_eq!(name, spec_name(raw), "name of {:?}", raw);
     Ok(())
 }
@@ -145,6 +151,16 @@ fn check_tag(tag: &str) -> Result<(), TestCaseError> {
         !tag.chars()
             .any(|c| matches!(c, '|' | ',' | '#' | '@') || c.is_whitespace() || c.is_control()),
         "tag {tag:?} has a forbidden character"
+    );
+    prop_assert!(
+        tag.starts_with(char::is_alphabetic),
+        "tag {tag:?} does not start with a letter"
+    );
+    prop_assert!(!tag.ends_with(':'), "tag {tag:?} ends with ':'");
+    prop_assert!(
+        tag.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | ':' | '.' | '/')),
+        "tag {tag:?} has a character outside Datadog's set"
     );
     Ok(())
 }
@@ -727,7 +743,11 @@ fn event_case() -> impl Strategy<Value = EventCase> {
             proptest::option::of(any_string()),
             proptest::option::of(any_string()),
         ),
-        (any::<bool>(), 0..4u8, proptest::option::of(any::<u64>())),
+        (
+            any::<bool>(),
+            0..4u8,
+            proptest::option::of(0..=i64::MAX as u64),
+        ),
         (labels(), vec(any_string(), 0..3)),
     )
         .prop_map(
@@ -757,7 +777,7 @@ fn check_case() -> impl Strategy<Value = CheckCase> {
         0..4u8,
         proptest::option::of(any_string()),
         proptest::option::of(long_text()),
-        proptest::option::of(any::<u64>()),
+        proptest::option::of(0..=i64::MAX as u64),
         labels(),
     )
         .prop_map(
@@ -1285,4 +1305,87 @@ fn timestamped_points_keep_their_kind() {
         sent_lines(&fx),
         ["a:1.5|g|T1700000000", "b:2|c|T1700000000"]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Datadog's tag and name rules, checked on their own and through a prefixed exporter.
+
+proptest! {
+    #![proptest_config(Config {
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/proptest-regressions/sanitize_rules.txt",
+        ))),
+        ..Config::with_cases(512)
+    })]
+
+    /// Every tag starts with a letter, keeps only Datadog's characters, has at most 200
+    /// characters and never ends with `:`, whatever the key and value (also after the cut).
+    #[test]
+    fn any_tag_follows_datadogs_rules(key in any_string(), value in any_string()) {
+        let tag = paymetrics::dogstatsd::sanitize::tag(&key, &value);
+        check_tag(&tag)?;
+        prop_assert_eq!(tag, spec_tag(&key, &value));
+    }
+
+    /// A prefix and a name together: at most 200 characters, starting with the prefix's letter.
+    #[test]
+    fn prefix_and_name_are_cut_together(prefix in "[a-z][a-z0-9_.]{0,120}", raw in any_string()) {
+        let name = paymetrics::dogstatsd::sanitize::prefixed_name(&prefix, &raw);
+        prop_assert!(name.len() <= MAX_LEN, "{} characters: {name}", name.len());
+        let dotted = format!("{}.", prefix);
+        prop_assert!(name.starts_with(&dotted) || name.len() == MAX_LEN, "{}", name);
+        prop_assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.'));
+    }
+}
+
+/// The prefix and the name are cut together on the wire too: a 150-character prefix and a
+/// 150-character name give a 200-character name.
+#[test]
+fn prefixed_names_on_the_wire_have_at_most_200_characters() {
+    let rx = UdpReceiver::bind().unwrap();
+    let prefix = format!("p{}", "x".repeat(149));
+    let metrics = PaymetricsBuilder::new()
+        .flush_interval(Duration::from_secs(3600))
+        .dogstatsd(
+            DogStatsdBuilder::new()
+                .address(rx.url())
+                .env_lookup(|_| None)
+                .origin_detection(false)
+                .telemetry(None)
+                .prefix(prefix.clone()),
+        )
+        .build()
+        .unwrap();
+    let name = format!("n{}", "y".repeat(149));
+    with_local_recorder(metrics.recorder(), || {
+        metrics::counter!(name.clone(), "version" => "1.0:").increment(1)
+    });
+    assert!(metrics.flush());
+    let payload = rx.recv_timeout(RECV_DEADLINE).unwrap();
+    let line = String::from_utf8(payload).unwrap();
+    let expected_name = format!("{prefix}.{}", &name[..MAX_LEN - prefix.len() - 1]);
+    assert_eq!(line, format!("{expected_name}:1|c|#version:1.0\n"));
+}
+
+/// A timestamp past `i64::MAX` seconds cannot be represented by Datadog: the point, event or
+/// service check is refused when queued, and counted.
+#[test]
+fn timestamps_past_i64_max_are_dropped_and_counted() {
+    let fx = Fixture::new();
+    let mut point = TimestampedMetric::gauge("rollup.total", 1.0, SystemTime::now());
+    point.timestamp = i64::MAX as u64 + 1;
+    assert!(!fx.metrics.send(point.clone()));
+    let mut event = Event::new("deploy", "text");
+    event.timestamp = Some(u64::MAX);
+    assert!(!fx.metrics.send(event));
+    point.timestamp = i64::MAX as u64;
+    assert!(fx.metrics.send(point), "i64::MAX itself is representable");
+    let lines = sent_lines(&fx);
+    assert_eq!(
+        lines,
+        vec![format!("rollup.total:1|g|T{}", i64::MAX)],
+        "only the representable point was sent"
+    );
+    let stats = fx.metrics.latest_snapshot().unwrap().stats;
+    assert_eq!(stats.invalid_dropped, 2);
 }

@@ -133,12 +133,15 @@ impl Encoder {
         }
     }
 
+    /// Starts a line with the (prefixed) name: prefix and name together at most 200 characters.
     fn start(&mut self, name: &str, prefixed: bool) {
         self.line.clear();
         if prefixed {
             self.line.push_str(&self.prefix);
         }
-        self.line.push_str(&sanitize::name(name));
+        self.line.truncate(sanitize::MAX_LENGTH);
+        let room = sanitize::MAX_LENGTH - self.line.len();
+        self.line.push_str(&sanitize::name_within(name, room));
     }
 
     fn tags_from_key(&self, key: &Key, out: &mut String) {

@@ -1,16 +1,24 @@
 //! Sanitising names, tags and fields by Datadog's rules, so no input can break a datagram.
 //!
-//! The rules, applied when a series is encoded (never on the recording thread):
+//! Datadog's rules: a metric name starts with a letter, then ASCII letters, digits, `_` and
+//! `.`, at most 200 characters in all; a tag starts with a letter, then letters (Unicode
+//! allowed), digits, `_`, `-`, `:`, `.` and `/`, at most 200 characters, and never ends with
+//! `:`. What paymetrics does, when a series is encoded (never on the recording thread):
 //!
 //! * **Metric names** keep ASCII letters, digits, `_` and `.`; every other character (`:`, `|`,
 //!   `@`, `#`, `,`, spaces, newlines, non-ASCII) becomes `_`. A name that does not start with an
-//!   ASCII letter (Datadog requires one; and the Agent reads a message starting `_sc` as a
-//!   service check) gets the prefix `m`, and an empty name becomes `m`. Names are cut to 200
-//!   characters.
+//!   ASCII letter (and the Agent reads a message starting `_sc` as a service check) gets the
+//!   prefix `m`, and an empty name becomes `m`. The configured prefix and the name are cut
+//!   together to 200 characters ([`prefixed_name`]).
 //! * **Tags** are `key:value`. Both parts keep Unicode letters and digits, `_`, `-`, `.` and
 //!   `/`; the value also keeps `:`. Every other character (`|`, `,`, `#`, `@`, spaces, newlines)
-//!   becomes `_`. A tag with an empty value is sent as its key alone. Tags are cut to 200
-//!   characters. Datadog lowercases tags on intake; paymetrics leaves case alone.
+//!   becomes `_`. A tag that does not start with a letter (`-dash`, `9region:eu`, an empty key)
+//!   gets the prefix `t`. A tag with an empty value is sent as its key alone. Tags are cut to
+//!   200 characters, then trailing `:` are removed (`version:1.0:` becomes `version:1.0`).
+//!   Datadog lowercases tags on intake; paymetrics leaves case alone.
+//! * **Timestamps** (`|T`) above `i64::MAX` seconds are not representable on Datadog's side:
+//!   such a point is dropped when it is queued and counted
+//!   (`paymetrics.client.invalid_dropped`).
 //! * **Origin fields** (`c:`, `e:`) and host names lose `|`, `#`, `@`, whitespace and control
 //!   characters; `,` is kept because `e:` is a comma list.
 //! * **Event titles and texts** have newlines escaped as `\n` (the Agent turns them back) and
@@ -38,6 +46,28 @@ fn truncate(mut s: String) -> String {
 /// assert_eq!(sanitize::name("api.requests|count:x"), "api.requests_count_x");
 /// ```
 pub fn name(raw: &str) -> String {
+    name_within(raw, MAX_LENGTH)
+}
+
+/// Sanitises a metric name and puts `prefix.` before it, the whole cut to 200 characters.
+///
+/// ```
+/// use paymetrics::dogstatsd::sanitize;
+/// assert_eq!(sanitize::prefixed_name("paypal", "api.requests"), "paypal.api.requests");
+/// assert_eq!(sanitize::prefixed_name("paypal", &"x".repeat(300)).len(), 200);
+/// ```
+pub fn prefixed_name(prefix: &str, raw: &str) -> String {
+    let prefix = name(prefix);
+    let mut out = String::with_capacity(prefix.len() + raw.len() + 2);
+    out.push_str(&prefix);
+    out.push('.');
+    out.push_str(&name_within(raw, MAX_LENGTH.saturating_sub(out.len())));
+    out.truncate(MAX_LENGTH);
+    out
+}
+
+/// [`name`] cut to `max` characters (names are ASCII: characters are bytes).
+pub(crate) fn name_within(raw: &str, max: usize) -> String {
     let mut out = String::with_capacity(raw.len() + 1);
     if !raw.starts_with(|c: char| c.is_ascii_alphabetic()) {
         out.push('m');
@@ -49,7 +79,8 @@ pub fn name(raw: &str) -> String {
             '_'
         }
     }));
-    truncate(out)
+    out.truncate(max);
+    out
 }
 
 fn tag_char(c: char, colon_ok: bool) -> char {
@@ -69,16 +100,19 @@ fn tag_char(c: char, colon_ok: bool) -> char {
 /// assert_eq!(sanitize::tag("flag", ""), "flag");
 /// ```
 pub fn tag(key: &str, value: &str) -> String {
-    let mut out = String::with_capacity(key.len() + value.len() + 1);
-    out.extend(key.chars().map(|c| tag_char(c, false)));
-    if out.is_empty() {
-        out.push('_');
+    let mut out = String::with_capacity(key.len() + value.len() + 2);
+    if !key.starts_with(char::is_alphabetic) {
+        out.push('t');
     }
+    out.extend(key.chars().map(|c| tag_char(c, false)));
     if !value.is_empty() {
         out.push(':');
         out.extend(value.chars().map(|c| tag_char(c, true)));
     }
-    truncate(out)
+    let mut out = truncate(out);
+    let kept = out.trim_end_matches(':').len();
+    out.truncate(kept);
+    out
 }
 
 /// Sanitises a tag already written as `key:value`.
@@ -119,11 +153,21 @@ mod tests {
         assert_eq!(name("a b\nc@d#e,f"), "a_b_c_d_e_f");
         assert_eq!(name("né"), "n_");
         assert_eq!(name(&"x".repeat(300)).len(), 200);
+        assert_eq!(prefixed_name("p", &"x".repeat(300)).len(), 200);
+        assert_eq!(prefixed_name("9p", "_sc"), "m9p.m_sc");
     }
 
     #[test]
     fn tags() {
-        assert_eq!(tag("", "v"), "_:v");
+        assert_eq!(tag("", "v"), "t:v");
+        assert_eq!(tag("-dash", ""), "t-dash");
+        assert_eq!(tag("9region", "eu_west_"), "t9region:eu_west_");
+        assert_eq!(tag("_", "v"), "t_:v");
+        assert_eq!(tag("version", ":1.0:"), "version::1.0");
+        assert_eq!(tag("k", ":::"), "k");
+        assert_eq!(tag("é", "x"), "é:x");
+        let cut = tag("version", &format!("{}:x", "a".repeat(191)));
+        assert!(!cut.ends_with(':') && cut.chars().count() <= 200, "{cut}");
         assert_eq!(tag("country", "São Paulo"), "country:São_Paulo");
         assert_eq!(tag("k", "a\nb|c@d"), "k:a_b_c_d");
         let long = tag("k", &"é".repeat(300));
