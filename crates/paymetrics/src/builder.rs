@@ -14,7 +14,7 @@ use crate::{
     clock::{Clock, SharedClock, SystemClock},
     dogstatsd::{ClientTelemetry, DogStatsdBuilder, DogStatsdExporter, SharedCounters},
     export::Exporter,
-    flusher::{self, Shared},
+    flusher::{self, Schedule, Shared},
     message::Message,
     recorder::{Inner, Limits, PaymetricsRecorder},
     snapshot::Snapshot,
@@ -24,6 +24,10 @@ use crate::{
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 /// Default cap on live series per metric name.
 pub const DEFAULT_MAX_SERIES_PER_METRIC: usize = 1000;
+/// Default cap on live series across all metric names (about 60 MiB at 600 bytes a series).
+pub const DEFAULT_MAX_SERIES: usize = 100_000;
+/// Default part of the flush interval over which a large flush's payloads are spread.
+pub const DEFAULT_FLUSH_PACING: f64 = 0.5;
 /// Default number of idle flushes after which a series expires (5 minutes at 10 s).
 pub const DEFAULT_IDLE_FLUSHES_BEFORE_EXPIRY: u32 = 30;
 /// Default bound on the final flush at shutdown.
@@ -47,7 +51,9 @@ pub const DEFAULT_MESSAGE_QUEUE_CAPACITY: usize = 10_000;
 /// ```
 pub struct PaymetricsBuilder {
     flush_interval: Duration,
+    flush_pacing: f64,
     max_series_per_metric: usize,
+    max_series: usize,
     idle_flushes: u32,
     dogstatsd: Option<DogStatsdBuilder>,
     exporters: Vec<Box<dyn Exporter>>,
@@ -61,7 +67,9 @@ impl std::fmt::Debug for PaymetricsBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PaymetricsBuilder")
             .field("flush_interval", &self.flush_interval)
+            .field("flush_pacing", &self.flush_pacing)
             .field("max_series_per_metric", &self.max_series_per_metric)
+            .field("max_series", &self.max_series)
             .field("idle_flushes", &self.idle_flushes)
             .field("dogstatsd", &self.dogstatsd)
             .field("exporters", &self.exporters)
@@ -83,7 +91,9 @@ impl PaymetricsBuilder {
     pub fn new() -> Self {
         Self {
             flush_interval: DEFAULT_FLUSH_INTERVAL,
+            flush_pacing: DEFAULT_FLUSH_PACING,
             max_series_per_metric: DEFAULT_MAX_SERIES_PER_METRIC,
+            max_series: DEFAULT_MAX_SERIES,
             idle_flushes: DEFAULT_IDLE_FLUSHES_BEFORE_EXPIRY,
             dogstatsd: Some(DogStatsdBuilder::new()),
             exporters: vec![],
@@ -102,11 +112,38 @@ impl PaymetricsBuilder {
         self
     }
 
+    /// Spreads a large flush's payloads over this part of the flush interval (default 0.5;
+    /// 0 sends every flush at once; at most 0.9). An Agent drains its socket continuously, so a
+    /// flush of thousands of payloads written within milliseconds overflows the socket's receive
+    /// buffer where the same payloads spread over half a second do not. Flushes of a few
+    /// payloads go out at once; an explicit or final flush is spread over at most half its
+    /// deadline. Recording threads are never affected: only the flusher thread waits.
+    pub fn flush_pacing(mut self, part_of_interval: f64) -> Self {
+        self.flush_pacing = if part_of_interval.is_finite() {
+            part_of_interval.clamp(0.0, 0.9)
+        } else {
+            0.0
+        };
+        self
+    }
+
     /// Caps live series per metric name. Past the cap, new label combinations are recorded
     /// into one overflow series tagged `paymetrics.overflow:true` and counted; memory stays
     /// bounded. The cap may be passed by at most the number of threads registering at once.
     pub fn max_series_per_metric(mut self, max: usize) -> Self {
         self.max_series_per_metric = max.max(1);
+        self
+    }
+
+    /// Caps live series across all metric names (default [`DEFAULT_MAX_SERIES`]), so a flood
+    /// of distinct names cannot grow memory without bound. Past the cap, a new series of a
+    /// metric that already has series goes into that metric's overflow series
+    /// (`name{paymetrics.overflow:true}`), and a series of a metric with none goes into the
+    /// single `paymetrics.overflow` series of its type; both are counted
+    /// (`paymetrics.client.cardinality_overflow`). Nothing recorded is lost: it is only
+    /// folded.
+    pub fn max_series(mut self, max: usize) -> Self {
+        self.max_series = max.max(1);
         self
     }
 
@@ -174,6 +211,7 @@ impl PaymetricsBuilder {
             exporters.insert(0, Box::new(exporter));
         }
         let limits = Limits {
+            max_series: self.max_series,
             max_series_per_metric: self.max_series_per_metric,
             idle_flushes_before_expiry: self.idle_flushes,
         };
@@ -183,8 +221,13 @@ impl PaymetricsBuilder {
             self.queue_capacity,
             self.clock,
         ));
-        let thread = flusher::spawn(Arc::clone(&shared), exporters, self.flush_interval)
-            .map_err(Error::Thread)?;
+        let schedule = Schedule {
+            interval: self.flush_interval,
+            pacing: self.flush_pacing,
+            deadline: self.shutdown_timeout,
+        };
+        let thread =
+            flusher::spawn(Arc::clone(&shared), exporters, schedule).map_err(Error::Thread)?;
         Ok(Paymetrics {
             recorder: PaymetricsRecorder { inner },
             handle: PaymetricsHandle {
@@ -213,7 +256,9 @@ pub struct PaymetricsHandle {
 }
 
 impl PaymetricsHandle {
-    /// Flushes now and waits for the exporters (up to the shutdown timeout); `true` when done.
+    /// Flushes now and waits for the exporters (up to the shutdown timeout); `true` when the
+    /// flush is done and every exporter delivered everything (`false` when, for example, the
+    /// Agent was unreachable: what was dropped is counted in the client telemetry).
     pub fn flush(&self) -> bool {
         self.shared.flush(self.timeout)
     }
@@ -277,12 +322,23 @@ impl Paymetrics {
     }
 
     /// Flushes one last time and stops the flusher, waiting at most the shutdown timeout;
-    /// `true` if everything was handed to the exporters in time.
+    /// `true` if the final flush was delivered in time.
     pub fn shutdown(self) -> bool {
-        self.stop()
+        self.close()
     }
 
-    fn stop(&self) -> bool {
+    /// Like [`shutdown`](Self::shutdown), but keeps the guard, so what the final flush sent
+    /// can still be read ([`dogstatsd_telemetry`](Self::dogstatsd_telemetry),
+    /// [`latest_snapshot`](Self::latest_snapshot)). Later calls, and dropping the guard, do
+    /// nothing more; recording after it is kept in memory but no longer exported.
+    ///
+    /// ```
+    /// let metrics = paymetrics::builder().without_dogstatsd().build()?;
+    /// assert!(metrics.close());
+    /// assert!(metrics.latest_snapshot().is_some());
+    /// # Ok::<(), paymetrics::Error>(())
+    /// ```
+    pub fn close(&self) -> bool {
         let Some(thread) = self
             .thread
             .lock()
@@ -291,23 +347,26 @@ impl Paymetrics {
         else {
             return true;
         };
-        let stopped = self.handle.shared.shutdown(self.handle.timeout);
-        if stopped {
-            let _ = thread.join();
-        } else {
-            tracing::warn!(
-                target: "paymetrics",
-                timeout = ?self.handle.timeout,
-                "the final flush did not finish in time; the flusher thread is left to finish alone"
-            );
+        match self.handle.shared.shutdown(self.handle.timeout) {
+            Some(delivered) => {
+                let _ = thread.join();
+                delivered
+            }
+            None => {
+                tracing::warn!(
+                    target: "paymetrics",
+                    timeout = ?self.handle.timeout,
+                    "the final flush did not finish in time; the flusher thread is left to finish alone"
+                );
+                false
+            }
         }
-        stopped
     }
 }
 
 impl Drop for Paymetrics {
     fn drop(&mut self) {
-        self.stop();
+        self.close();
     }
 }
 

@@ -50,17 +50,21 @@ pub mod kpi;
 pub mod message;
 mod recorder;
 pub mod rollup;
+#[cfg(feature = "tokio")]
+mod signal;
 pub mod snapshot;
 pub mod testing;
 pub mod uniques;
 pub mod window;
 
 pub use builder::{
-    DEFAULT_FLUSH_INTERVAL, DEFAULT_IDLE_FLUSHES_BEFORE_EXPIRY, DEFAULT_MAX_SERIES_PER_METRIC,
-    DEFAULT_MESSAGE_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, Paymetrics, PaymetricsBuilder,
-    PaymetricsHandle,
+    DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_PACING, DEFAULT_IDLE_FLUSHES_BEFORE_EXPIRY,
+    DEFAULT_MAX_SERIES, DEFAULT_MAX_SERIES_PER_METRIC, DEFAULT_MESSAGE_QUEUE_CAPACITY,
+    DEFAULT_SHUTDOWN_TIMEOUT, Paymetrics, PaymetricsBuilder, PaymetricsHandle,
 };
-pub use recorder::{OVERFLOW_TAG_KEY, PaymetricsRecorder};
+pub use recorder::{OVERFLOW_METRIC_NAME, OVERFLOW_TAG_KEY, PaymetricsRecorder};
+#[cfg(feature = "tokio")]
+pub use signal::shutdown_signal;
 
 /// Bucket layout of paymetrics histograms.
 pub mod histogram {

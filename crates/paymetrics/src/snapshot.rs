@@ -42,6 +42,9 @@ pub struct RecorderStats {
     pub series_expired: u64,
     /// Messages dropped because the queue was full.
     pub messages_dropped: u64,
+    /// Events, service checks and timestamped points dropped because their timestamp is past
+    /// what Datadog can represent (above `i64::MAX` seconds).
+    pub invalid_dropped: u64,
 }
 
 /// One series: its key (name and labels) and its value at the flush.

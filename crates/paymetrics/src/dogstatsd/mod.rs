@@ -8,7 +8,23 @@
 //!
 //! It runs on the flusher thread and never blocks a recording thread. A payload the socket
 //! refuses is dropped and counted in the [client telemetry](ClientTelemetry), and a warning is
-//! logged through `tracing` at most once per 10 seconds.
+//! logged through `tracing` at most once per 10 seconds. An address that cannot be reached
+//! when the exporter starts is reported at once, naming the address and the reason.
+//!
+//! # Under faults
+//!
+//! * **Deadlines.** Resolving a host name, connecting and every write are bounded by the
+//!   [write timeout](DogStatsdBuilder::write_timeout) (100 ms by default); once one write in a
+//!   flush times out, the rest of that flush is dropped and counted rather than waited for.
+//! * **Reconnects.** A lost socket is re-made at the next flush, once per flush: an Agent that
+//!   restarts misses at most one flush interval.
+//! * **Honest telemetry.** A telemetry count is marked as reported only once the payload
+//!   carrying it was written, so a telemetry payload lost with the Agent is sent again later;
+//!   a UDP datagram refused by the Agent's host (closed port) counts as dropped, not sent.
+//! * **Pacing.** A flush of many payloads is spread over a part of the flush interval
+//!   ([`PaymetricsBuilder::flush_pacing`](crate::PaymetricsBuilder::flush_pacing)), so an
+//!   Agent draining its socket keeps up instead of losing the burst to a full receive buffer.
+//!   Flushes of up to [`UNPACED_PAYLOADS`] payloads go out at once.
 //!
 //! # Histograms
 //!
@@ -65,6 +81,10 @@ use crate::{
 
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
+/// Flushes estimated at up to this many payloads are sent at once, unpaced: even at 8 KiB per
+/// payload they fit the kernel's default socket receive buffer (about 208 KiB).
+pub const UNPACED_PAYLOADS: u64 = 24;
+
 /// Sends snapshots to a Datadog Agent over DogStatsD.
 ///
 /// Usually built for you by [`PaymetricsBuilder`](crate::PaymetricsBuilder); build one yourself
@@ -81,12 +101,16 @@ pub struct DogStatsdExporter {
     /// Set when a send timed out in this flush: the Agent is not reading, so the rest of the
     /// flush is dropped (and counted) instead of waiting out the timeout once per payload.
     stalled: bool,
+    /// Payloads dropped in the current flush, for the flush's result.
+    dropped_this_flush: u64,
+    pacer: Pacer,
 }
 
 impl DogStatsdExporter {
-    /// An exporter for a resolved configuration. Connecting is lazy: no agent is not an error.
+    /// An exporter for a resolved configuration. No agent is not an error: the address is
+    /// tried once (bounded by the write timeout) and a warning names it if it is unreachable.
     pub fn new(config: DogStatsdConfig) -> Self {
-        Self {
+        let mut exporter = Self {
             encoder: Encoder::new(&config),
             transport: Transport::new(config.address.clone(), config.write_timeout),
             counters: SharedCounters::default(),
@@ -94,8 +118,17 @@ impl DogStatsdExporter {
             reported_at: Instant::now(),
             last_warning: None,
             stalled: false,
+            dropped_this_flush: 0,
+            pacer: Pacer::default(),
             config,
+        };
+        if let Err(e) = exporter.transport.probe() {
+            exporter.warn(format!(
+                "the DogStatsD address {} is not reachable ({e}); payloads are dropped and counted until it is",
+                exporter.config.address
+            ));
         }
+        exporter
     }
 
     /// The configuration this exporter sends with.
@@ -119,7 +152,7 @@ impl DogStatsdExporter {
             // in memory, not all of them.
             if out.ready.len() >= 16 {
                 let ready = std::mem::take(&mut out.ready);
-                self.send_payloads(ready);
+                self.send_payloads(&ready);
             }
             match &series.value {
                 SeriesValue::Counter(v) if v.delta > 0 => {
@@ -168,10 +201,11 @@ impl DogStatsdExporter {
         c.absorb(&snapshot.stats);
     }
 
-    fn encode_telemetry(&mut self, out: &mut Payloads) {
+    /// Sends the telemetry counts not yet reported. A count is marked as reported only when the
+    /// payload carrying it was written: what a lost payload carried goes out with the next report.
+    fn send_telemetry(&mut self) {
         let now = self.counters.read();
         let delta = now.since(&self.reported);
-        self.reported = now;
         self.reported_at = Instant::now();
         let mut tags = format!(
             "client:rust,client_version:{},client_transport:{}",
@@ -182,19 +216,31 @@ impl DogStatsdExporter {
             tags.push(',');
             tags.push_str(t);
         }
-        for (name, extra, value) in delta.entries() {
+        let mut out = Payloads::new(self.config.max_payload_bytes);
+        // (index of the count, index of the payload that carries it)
+        let mut carried_by = Vec::new();
+        for (index, (name, extra, value)) in delta.entries().into_iter().enumerate() {
             match extra {
-                Some(extra) => self
-                    .encoder
-                    .telemetry(name, value, &format!("{tags},{extra}"), out),
-                None => self.encoder.telemetry(name, value, &tags, out),
+                Some(extra) => {
+                    self.encoder
+                        .telemetry(name, value, &format!("{tags},{extra}"), &mut out)
+                }
+                None => self.encoder.telemetry(name, value, &tags, &mut out),
+            }
+            carried_by.push((index, out.ready.len()));
+        }
+        let payloads = out.finish();
+        let written = self.send_payloads(&payloads);
+        for (index, payload) in carried_by {
+            if written.get(payload).copied().unwrap_or(false) {
+                self.reported.add_at(index, delta.value_at(index));
             }
         }
     }
 
-    fn send(&mut self, out: &mut Payloads) {
-        let c = SharedCounters::clone(&self.counters);
+    fn send_oversize_drops(&mut self, out: &Payloads) {
         if out.oversize_messages > 0 {
+            let c = &self.counters;
             Counters::add(&c.packets_dropped_serializer, out.oversize_messages);
             Counters::add(&c.packets_dropped, out.oversize_messages);
             Counters::add(&c.bytes_dropped, out.oversize_bytes);
@@ -203,14 +249,15 @@ impl DogStatsdExporter {
                 out.oversize_messages, self.config.max_payload_bytes
             ));
         }
-        let payloads = out.finish();
-        self.send_payloads(payloads);
     }
 
-    fn send_payloads(&mut self, payloads: Vec<Vec<u8>>) {
+    /// Sends each payload (paced), counting what was written and what was dropped; returns
+    /// whether each one was written.
+    fn send_payloads(&mut self, payloads: &[Vec<u8>]) -> Vec<bool> {
         let c = SharedCounters::clone(&self.counters);
         let mut failures = 0;
         let mut last_error = None;
+        let mut written = Vec::with_capacity(payloads.len());
         for payload in payloads {
             let len = payload.len() as u64;
             let sent = if self.stalled {
@@ -219,7 +266,8 @@ impl DogStatsdExporter {
                     "the agent stopped reading earlier in this flush",
                 ))
             } else {
-                self.transport.send(&payload)
+                self.pacer.wait();
+                self.transport.send(payload)
             };
             if let Err(e) = &sent
                 && matches!(
@@ -229,6 +277,7 @@ impl DogStatsdExporter {
             {
                 self.stalled = true;
             }
+            written.push(sent.is_ok());
             match sent {
                 Ok(()) => {
                     Counters::add(&c.packets_sent, 1);
@@ -244,12 +293,14 @@ impl DogStatsdExporter {
                 }
             }
         }
+        self.dropped_this_flush += failures;
         if let Some(e) = last_error {
             self.warn(format!(
                 "dropped {failures} DogStatsD payload(s) to {}: {e}",
                 self.config.address
             ));
         }
+        written
     }
 
     fn warn(&mut self, message: String) {
@@ -261,27 +312,127 @@ impl DogStatsdExporter {
             tracing::warn!(target: "paymetrics::dogstatsd", "{message} (further warnings muted for 10s)");
         }
     }
+
+    fn begin_flush(&mut self) {
+        self.stalled = false;
+        self.dropped_this_flush = 0;
+        self.transport.begin_flush();
+    }
 }
 
 impl Exporter for DogStatsdExporter {
     fn export(&mut self, snapshot: &Snapshot) {
-        self.stalled = false;
+        self.export_within(snapshot, Duration::ZERO);
+    }
+
+    fn export_within(&mut self, snapshot: &Snapshot, spread_over: Duration) -> bool {
+        self.begin_flush();
+        let sent_before = self
+            .counters
+            .bytes_sent
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let dropped_before = self
+            .counters
+            .bytes_dropped
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.pacer.plan(
+            snapshot.series.len(),
+            self.config.max_payload_bytes,
+            spread_over,
+        );
         let mut out = Payloads::new(self.config.max_payload_bytes);
         self.encode_snapshot(snapshot, &mut out);
+        self.send_oversize_drops(&out);
+        let payloads = out.finish();
+        self.send_payloads(&payloads);
+        self.pacer.stop();
+        let bytes = self
+            .counters
+            .bytes_sent
+            .load(std::sync::atomic::Ordering::Relaxed)
+            - sent_before
+            + self
+                .counters
+                .bytes_dropped
+                .load(std::sync::atomic::Ordering::Relaxed)
+            - dropped_before;
+        self.pacer.learn(snapshot.series.len(), bytes);
         if let Some(interval) = self.config.telemetry_interval
             && self.reported_at.elapsed() >= interval
         {
-            self.encode_telemetry(&mut out);
+            self.send_telemetry();
         }
-        self.send(&mut out);
+        self.dropped_this_flush == 0
     }
 
     fn shutdown(&mut self) {
-        self.stalled = false;
+        self.begin_flush();
         if self.config.telemetry_interval.is_some() && self.counters.read() != self.reported {
-            let mut out = Payloads::new(self.config.max_payload_bytes);
-            self.encode_telemetry(&mut out);
-            self.send(&mut out);
+            self.send_telemetry();
+        }
+    }
+}
+
+/// Spreads one flush's payloads evenly over a time budget: payload `i` is due at
+/// `start + i * budget / expected`. The expected count comes from the series count and the
+/// bytes per series of the previous flush; a flush that turns out larger is never held past
+/// the budget, it only goes unpaced at the end.
+#[derive(Debug)]
+struct Pacer {
+    plan: Option<Plan>,
+    bytes_per_series: f64,
+}
+
+#[derive(Debug)]
+struct Plan {
+    start: Instant,
+    end: Instant,
+    per_payload: Duration,
+    sent: u32,
+}
+
+impl Default for Pacer {
+    fn default() -> Self {
+        // A five-tag counter line is about 93 bytes; the first flush starts from that guess.
+        Self {
+            plan: None,
+            bytes_per_series: 100.0,
+        }
+    }
+}
+
+impl Pacer {
+    fn plan(&mut self, series: usize, max_payload: usize, budget: Duration) {
+        let expected = (series as f64 * self.bytes_per_series / max_payload as f64).ceil() as u64;
+        self.plan = (!budget.is_zero() && expected > UNPACED_PAYLOADS).then(|| {
+            let start = Instant::now();
+            Plan {
+                start,
+                end: start + budget,
+                per_payload: budget / u32::try_from(expected).unwrap_or(u32::MAX),
+                sent: 0,
+            }
+        });
+    }
+
+    /// Waits until the next payload is due.
+    fn wait(&mut self) {
+        let Some(plan) = &mut self.plan else { return };
+        let due = plan.start + plan.per_payload * plan.sent;
+        plan.sent = plan.sent.saturating_add(1);
+        let now = Instant::now();
+        if now < due && due <= plan.end {
+            std::thread::sleep(due - now);
+        }
+    }
+
+    fn stop(&mut self) {
+        self.plan = None;
+    }
+
+    fn learn(&mut self, series: usize, bytes: u64) {
+        if series > 0 && bytes > 0 {
+            self.bytes_per_series = bytes as f64 / series as f64;
         }
     }
 }

@@ -38,6 +38,18 @@ macro_rules! telemetry_counters {
                 vec![ $( ($name, telemetry_counters!(@tag $($tag)?), self.$field), )* ]
             }
 
+            /// The count at `index` in [`entries`](Self::entries) order.
+            pub(crate) fn value_at(&self, index: usize) -> u64 {
+                [$( self.$field, )*].get(index).copied().unwrap_or(0)
+            }
+
+            /// Adds `value` to the count at `index` in [`entries`](Self::entries) order.
+            pub(crate) fn add_at(&mut self, index: usize, value: u64) {
+                if let Some(field) = [$( &mut self.$field, )*].into_iter().nth(index) {
+                    *field = field.wrapping_add(value);
+                }
+            }
+
             /// Field-wise `self - earlier`.
             pub(crate) fn since(&self, earlier: &ClientTelemetry) -> ClientTelemetry {
                 ClientTelemetry { $( $field: self.$field.wrapping_sub(earlier.$field), )* }
@@ -93,6 +105,8 @@ telemetry_counters! {
     series_expired => "paymetrics.client.series_expired";
     /// Events, service checks and timestamped points dropped on a full queue.
     messages_dropped => "paymetrics.client.messages_dropped";
+    /// Events, service checks and timestamped points dropped for a timestamp past `i64::MAX`.
+    invalid_dropped => "paymetrics.client.invalid_dropped";
 }
 
 impl Counters {
@@ -104,6 +118,7 @@ impl Counters {
             .store(stats.overflow_registrations, Relaxed);
         self.series_expired.store(stats.series_expired, Relaxed);
         self.messages_dropped.store(stats.messages_dropped, Relaxed);
+        self.invalid_dropped.store(stats.invalid_dropped, Relaxed);
     }
 
     pub(crate) fn add(field: &AtomicU64, n: u64) {

@@ -118,6 +118,8 @@ pub(crate) struct Stats {
     pub(crate) series_expired: AtomicU64,
     /// Events, service checks and timestamped points dropped because the queue was full.
     pub(crate) messages_dropped: AtomicU64,
+    /// Events, service checks and timestamped points with a timestamp above `i64::MAX`.
+    pub(crate) invalid_dropped: AtomicU64,
 }
 
 /// Per-name bookkeeping for the cardinality guard.
@@ -139,11 +141,13 @@ enum PendingCell {
     Histogram(Arc<HistogramCell>),
 }
 
-/// Registry storage: hands out the pending cell and counts live series per name.
+/// Registry storage: hands out the pending cell and counts live series per name and in all.
 #[derive(Debug)]
 pub(crate) struct CellStorage {
     stats: Arc<Stats>,
     names: RwLock<HashMap<SharedString, Arc<NameState>>>,
+    /// Live series across all names, overflow series excluded.
+    live: AtomicUsize,
     strings: Interner,
 }
 
@@ -214,9 +218,19 @@ impl CellStorage {
         )
     }
 
+    /// The name's state if it has one, without creating it.
+    fn existing_name_state(&self, name: &str) -> Option<Arc<NameState>> {
+        self.names
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
     fn count_new(&self, key: &Key) {
         if !is_overflow(key) {
             self.name_state(key.name()).live.fetch_add(1, Relaxed);
+            self.live.fetch_add(1, Relaxed);
         }
     }
 
@@ -224,6 +238,7 @@ impl CellStorage {
         if is_overflow(key) {
             return;
         }
+        self.live.fetch_sub(1, Relaxed);
         if self.name_state(key.name()).live.fetch_sub(1, Relaxed) == 1 {
             // The metric's last series: forget the name, so dynamic names cannot grow the map.
             let mut names = self.names.write().unwrap_or_else(PoisonError::into_inner);
@@ -275,9 +290,18 @@ impl Storage<SeriesKey> for CellStorage {
     }
 }
 
+/// The metric name of the series that take what the global cap folds away from metrics that
+/// have no series yet (one per type, tagged `paymetrics.overflow:true`).
+pub const OVERFLOW_METRIC_NAME: &str = "paymetrics.overflow";
+
+/// Expiring at least this many series in one flush gives freed memory back to the operating
+/// system (glibc keeps it otherwise: after a flood of names expires, RSS would stay high).
+const TRIM_AFTER_EXPIRED: u64 = 10_000;
+
 /// Limits the recorder enforces.
 #[derive(Debug, Clone)]
 pub(crate) struct Limits {
+    pub(crate) max_series: usize,
     pub(crate) max_series_per_metric: usize,
     pub(crate) idle_flushes_before_expiry: u32,
 }
@@ -309,6 +333,7 @@ impl Inner {
         let storage = CellStorage {
             stats: Arc::clone(&stats),
             names: RwLock::default(),
+            live: AtomicUsize::new(0),
             strings: Interner::default(),
         };
         Self {
@@ -319,21 +344,35 @@ impl Inner {
         }
     }
 
-    /// Returns the key to register `key` under: itself, or its metric's overflow series once the
-    /// metric has `max_series_per_metric` live series.
+    /// Returns the key to register `key` under: itself; its metric's overflow series once the
+    /// metric has `max_series_per_metric` live series, or once all metrics together have
+    /// `max_series`; the global overflow series when the global cap is reached and the metric
+    /// has no series to fold into (a flood of names must not grow the per-name bookkeeping).
     fn admit(&self, key: &Key) -> Key {
-        let state = self.registry.storage().name_state(key.name());
-        if state.live.load(Relaxed) < self.limits.max_series_per_metric || is_overflow(key) {
+        let storage = self.registry.storage();
+        if is_overflow(key) {
+            return storage.strings.key(key);
+        }
+        let overflow = |name: &str| {
+            self.stats.overflow_registrations.fetch_add(1, Relaxed);
+            Key::from_parts(
+                SharedString::from(name.to_owned()),
+                vec![Label::from_static_parts(OVERFLOW_TAG_KEY, "true")],
+            )
+        };
+        if storage.live.load(Relaxed) >= self.limits.max_series {
+            return match storage.existing_name_state(key.name()) {
+                Some(state) if state.live.load(Relaxed) > 0 => overflow(key.name()),
+                _ => overflow(OVERFLOW_METRIC_NAME),
+            };
+        }
+        let state = storage.name_state(key.name());
+        if state.live.load(Relaxed) < self.limits.max_series_per_metric {
             // Interned strings, and a retained label array: later clones (snapshots) share the
             // labels instead of copying them, and series share repeated values.
-            return self.registry.storage().strings.key(key);
+            return storage.strings.key(key);
         }
-        self.stats.overflow_registrations.fetch_add(1, Relaxed);
-        let name = SharedString::from(key.name().to_owned());
-        Key::from_parts(
-            name,
-            vec![Label::from_static_parts(OVERFLOW_TAG_KEY, "true")],
-        )
+        overflow(key.name())
     }
 
     #[cold]
@@ -482,6 +521,7 @@ impl Inner {
         let limit = self.limits.idle_flushes_before_expiry;
         let storage = self.registry.storage();
         let stats = &self.stats;
+        let expired_before = stats.series_expired.load(Relaxed);
         let keep = |key: &SeriesKey, idle: u32, holders: usize, unflushed: bool| {
             let expired = idle >= limit && holders == 1 && !unflushed;
             if expired {
@@ -515,19 +555,30 @@ impl Inner {
             )
         });
         storage.strings.sweep();
+        let expired = stats.series_expired.load(Relaxed) - expired_before;
+        if expired >= TRIM_AFTER_EXPIRED {
+            trim_heap();
+        }
     }
 
-    /// Live series across all metrics and types.
+    /// Live series across all metrics and types, overflow series excluded.
     pub(crate) fn live_series(&self) -> usize {
-        let names = self
-            .registry
-            .storage()
-            .names
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        names.values().map(|s| s.live.load(Relaxed)).sum()
+        self.registry.storage().live.load(Relaxed)
     }
 }
+
+/// Gives the heap's free pages back to the operating system.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_heap() {
+    // SAFETY: `malloc_trim` only releases free memory at the top of glibc's heaps and in its
+    // arenas; it touches no memory that is in use and is safe to call from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_heap() {}
 
 /// paymetrics' implementation of [`metrics::Recorder`].
 ///
@@ -578,6 +629,7 @@ mod tests {
     fn inner(max: usize, idle: u32) -> Inner {
         Inner::new(
             Limits {
+                max_series: usize::MAX,
                 max_series_per_metric: max,
                 idle_flushes_before_expiry: idle,
             },
