@@ -114,15 +114,25 @@ struct Receiver {
 
 impl Receiver {
     fn start() -> Self {
+        Self::with_buffer(Some(RCVBUF))
+    }
+
+    /// A receiver asking for `rcvbuf` bytes of receive buffer, or keeping the kernel's default.
+    fn with_buffer(rcvbuf: Option<usize>) -> Self {
         let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
         // What the Agent does with `dogstatsd_so_rcvbuf: 8388608`: SO_RCVBUF, which the kernel
         // caps at net.core.rmem_max and then doubles for its bookkeeping.
-        socket.set_recv_buffer_size(RCVBUF).expect("SO_RCVBUF");
+        if let Some(rcvbuf) = rcvbuf {
+            socket.set_recv_buffer_size(rcvbuf).expect("SO_RCVBUF");
+        }
         let mut granted = socket.recv_buffer_size().expect("SO_RCVBUF");
         let mut forced = false;
-        if granted < RCVBUF && is_root() {
+        if let Some(rcvbuf) = rcvbuf
+            && granted < rcvbuf
+            && is_root()
+        {
             // Past rmem_max only root may go, with SO_RCVBUFFORCE (also doubled by the kernel).
-            let value = libc::c_int::try_from(RCVBUF / 2).expect("fits");
+            let value = libc::c_int::try_from(rcvbuf / 2).expect("fits");
             // SAFETY: a valid socket descriptor, and a pointer to a live c_int with its size.
             let rc = unsafe {
                 libc::setsockopt(
@@ -463,6 +473,115 @@ fn child_mem(exporter: &str, series: u64) {
     result(&fields);
 }
 
+/// `series` counters, all incremented before each of `flushes` 1 s flushes, into a receiver
+/// with the kernel's default receive buffer: what a flush burst loses at the receiving socket.
+fn child_burst(exporter: &str, series: u64, flushes: u64, pacing: f64) {
+    let receiver = Receiver::with_buffer(None);
+    let granted = receiver.granted;
+    let drops_before = udp_rcvbuf_errors();
+    let handles = |recorder: &dyn metrics::Recorder| -> Vec<metrics::Counter> {
+        metrics::with_local_recorder(recorder, || {
+            (0..series)
+                .map(|i| {
+                    let [method, currency, status, region, merchant] = labels(i);
+                    counter!(E2E_NAME, "method" => method, "currency" => currency,
+                        "status" => status, "region" => region, "merchant" => merchant)
+                })
+                .collect()
+        })
+    };
+    let mut client_sent = String::from("-");
+    if exporter == PAY {
+        let metrics = build_paymetrics(
+            receiver.addr,
+            PaymetricsBuilder::new()
+                .flush_interval(Duration::from_secs(1))
+                .flush_pacing(pacing)
+                .max_series_per_metric(series as usize),
+        );
+        let counters = handles(metrics.recorder());
+        for _ in 0..flushes {
+            counters.iter().for_each(|c| c.increment(1));
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        metrics.close();
+        client_sent = metrics
+            .dogstatsd_telemetry()
+            .map_or("-".into(), |t| t.packets_sent.to_string());
+    } else {
+        let recorder = DogStatsDBuilder::default()
+            .with_remote_address(receiver.addr.to_string())
+            .expect("address")
+            .with_flush_interval(Duration::from_secs(1))
+            .build()
+            .expect("build metrics-exporter-dogstatsd");
+        let counters = handles(&recorder);
+        for _ in 0..flushes {
+            counters.iter().for_each(|c| c.increment(1));
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        std::thread::sleep(Duration::from_millis(1500)); // its last flush
+    }
+    receiver.wait_quiet(Duration::from_millis(500));
+    let payloads = receiver.finish();
+    let drops_after = udp_rcvbuf_errors();
+    let mut aggregate = Aggregate::default();
+    for p in &payloads {
+        aggregate.ingest(p);
+    }
+    let received: f64 = aggregate.named(E2E_NAME).map(|(_, t)| t.count).sum();
+    result(&[
+        ("received", format!("{received}")),
+        ("expected", (series * flushes).to_string()),
+        ("datagrams", payloads.len().to_string()),
+        ("client_sent", client_sent),
+        ("rcvbuf_granted", granted.to_string()),
+        (
+            "kernel_rcvbuf_drops",
+            drops_before
+                .zip(drops_after)
+                .map_or("?".into(), |(b, a)| (a - b).to_string()),
+        ),
+    ]);
+}
+
+/// `names` distinct metric names (one counter each) against the default global series cap;
+/// RSS before, at the peak and after the series expired.
+fn child_flood(names: u64) {
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let metrics = build_paymetrics(
+        sink.local_addr().expect("bound"),
+        PaymetricsBuilder::new()
+            .flush_interval(Duration::from_secs(3600))
+            .shutdown_timeout(Duration::from_secs(120))
+            .expire_after_idle_flushes(1),
+    );
+    let rss0 = rss_bytes();
+    metrics::with_local_recorder(metrics.recorder(), || {
+        for i in 0..names {
+            counter!(format!("bench.flood.{i}")).increment(1);
+        }
+    });
+    let rss_registered = rss_bytes();
+    metrics.flush();
+    let live = metrics.latest_snapshot().map_or(0, |s| s.stats.live_series);
+    let rss_peak = rss_bytes().max(rss_registered);
+    metrics.flush(); // idle: everything expires
+    metrics.flush();
+    let rss_after = rss_bytes();
+    let live_after = metrics.latest_snapshot().map_or(0, |s| s.stats.live_series);
+    metrics.shutdown();
+    drop(sink);
+    result(&[
+        ("names", names.to_string()),
+        ("live", live.to_string()),
+        ("live_after", live_after.to_string()),
+        ("rss_before", rss0.to_string()),
+        ("rss_peak", rss_peak.to_string()),
+        ("rss_after_expiry", rss_after.to_string()),
+    ]);
+}
+
 // ---- parent ----------------------------------------------------------------------------------
 
 type Fields = BTreeMap<String, String>;
@@ -509,6 +628,8 @@ fn main() {
             "e2e" => child_e2e(&rest[1], num(2), num(3)),
             "mem" => child_mem(&rest[1], num(2)),
             "lines" => child_lines(),
+            "burst" => child_burst(&rest[1], num(2), num(3), rest[4].parse().expect("a pacing")),
+            "flood" => child_flood(num(1)),
             other => panic!("unknown child {other}"),
         }
         return;
@@ -582,6 +703,76 @@ fn main() {
         println!("| paymetrics | {} | `{pay}` |", pay.len() + 1);
         println!("| {MED} | {} | `{med}` |", med.len() + 1);
     }
+
+    let (burst_series, flood_names) = if full {
+        (100_000, 1_000_000)
+    } else {
+        (5_000, 20_000)
+    };
+    println!(
+        "\n## Flush bursts: {burst_series} series, all updated every 1 s flush, 3 flushes, the kernel's default receive buffer\n"
+    );
+    println!(
+        "| exporter | pacing | received | expected | datagrams received | datagrams sent (client) | rcvbuf | kernel rcvbuf drops |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    let mut burst_lost = 0.0;
+    let mut burst_runs = vec![(PAY, paymetrics::DEFAULT_FLUSH_PACING), (PAY, 0.0)];
+    if full {
+        burst_runs.push((MED, 0.0));
+    }
+    for (exporter, pacing) in burst_runs {
+        let f = run_child(&[
+            "burst".into(),
+            exporter.into(),
+            burst_series.to_string(),
+            "3".into(),
+            pacing.to_string(),
+        ]);
+        let lost = get(&f, "expected").parse::<f64>().unwrap_or(f64::NAN)
+            - get(&f, "received").parse::<f64>().unwrap_or(f64::NAN);
+        if exporter == PAY && pacing > 0.0 {
+            burst_lost = lost;
+        }
+        println!(
+            "| {exporter} | {} | {} | {} | {} | {} | {} KiB | {} |",
+            if exporter == PAY {
+                format!("{pacing} of the interval")
+            } else {
+                "none".into()
+            },
+            get(&f, "received"),
+            get(&f, "expected"),
+            get(&f, "datagrams"),
+            get(&f, "client_sent"),
+            get(&f, "rcvbuf_granted")
+                .parse::<u64>()
+                .map_or(0, |b| b >> 10),
+            get(&f, "kernel_rcvbuf_drops"),
+        );
+    }
+    println!(
+        "\npaymetrics (paced) zero loss at the default buffer: {}",
+        if burst_lost == 0.0 { "yes" } else { "NO" }
+    );
+
+    let f = run_child(&["flood".into(), flood_names.to_string()]);
+    println!(
+        "\n## A flood of names: {flood_names} distinct names, default global cap {}\n",
+        paymetrics::DEFAULT_MAX_SERIES
+    );
+    println!(
+        "| live series | RSS before MiB | RSS at the peak MiB | RSS after expiry MiB | live after expiry |"
+    );
+    println!("|---:|---:|---:|---:|---:|");
+    println!(
+        "| {} | {} | {} | {} | {} |",
+        get(&f, "live"),
+        mib(get(&f, "rss_before")),
+        mib(get(&f, "rss_peak")),
+        mib(get(&f, "rss_after_expiry")),
+        get(&f, "live_after"),
+    );
 
     println!("\n## Memory: {mem_series} series, five formatted labels each, RSS after flushes\n");
     println!(

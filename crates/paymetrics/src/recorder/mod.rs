@@ -194,6 +194,13 @@ impl Interner {
         Key::from_parts(name, labels).to_retained()
     }
 
+    fn shrink(&self) {
+        self.strings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .shrink_to_fit();
+    }
+
     fn sweep(&self) {
         let mut strings = self.strings.lock().unwrap_or_else(PoisonError::into_inner);
         strings.retain(|s| Arc::strong_count(s) > 1);
@@ -557,6 +564,13 @@ impl Inner {
         storage.strings.sweep();
         let expired = stats.series_expired.load(Relaxed) - expired_before;
         if expired >= TRIM_AFTER_EXPIRED {
+            // Tables keep their capacity after removals: shrink ours before handing pages back.
+            storage
+                .names
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .shrink_to_fit();
+            storage.strings.shrink();
             trim_heap();
         }
     }
