@@ -77,9 +77,13 @@
 //! * **A publish delay** (15 s): instances write at the period's end; the publisher reads a
 //!   little later.
 //! * **Never in the way.** Store calls happen on the scheduler's task only, each bounded by a
-//!   timeout. When Redis is down, the instance keeps recording locally, logs (at most once a
-//!   minute), and retries on the next tick; a publication is retried until its period can no
-//!   longer be published (Datadog takes timestamped points up to an hour old).
+//!   timeout. When Redis is down, the instance keeps recording locally, logs, and retries on
+//!   the next tick; a publication is retried until its period can no longer be published
+//!   (Datadog takes timestamped points up to an hour old). The store's health is the outcome
+//!   of real calls (a write reaches Redis every collector interval even with nothing to
+//!   write): [`Automation::store_reachable`], one warning when it becomes unreachable and one
+//!   line when it answers again (at most one such pair a minute), and
+//!   [`AutomationStats::writes`] counts only writes that Redis acknowledged.
 //!
 //! Caveats: an instance that takes a period's lock and dies before publishing leaves that
 //! period unpublished (at most once, rather than twice); and a Redis that restarts between one

@@ -9,11 +9,14 @@
 //! publication is due a publish delay later; it takes the period's lock in the store, reads the
 //! fleet's totals, queues the points with the paymetrics handle and flushes. A publication that
 //! fails on the store is retried on later ticks until its period can no longer be published.
+//!
+//! Every store call's outcome is the store's health: a write reaches the store even with
+//! nothing to write, and only an answer counts as a success.
 
 use std::{
     fmt,
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::Arc,
+    sync::{Arc, atomic::Ordering::Relaxed},
     time::{Duration, SystemTime},
 };
 
@@ -92,6 +95,11 @@ enum Outcome {
     Skipped,
 }
 
+/// The store's health, as `StatsCells::store_health` holds it (0, its default, until the first
+/// store call returns).
+pub(crate) const HEALTH_UP: u8 = 1;
+pub(crate) const HEALTH_DOWN: u8 = 2;
+
 pub(crate) struct Scheduler {
     config: Config,
     clock: SharedClock,
@@ -109,6 +117,7 @@ pub(crate) struct Scheduler {
     next_day: SystemTime,
     pending: Vec<Publication>,
     store_log: Throttle,
+    data_log: Throttle,
     collector_log: Throttle,
 }
 
@@ -173,6 +182,7 @@ impl Scheduler {
             progress,
             pending: vec![],
             store_log: Throttle::new(),
+            data_log: Throttle::new(),
             collector_log: Throttle::new(),
         }
     }
@@ -334,6 +344,33 @@ impl Scheduler {
             .unwrap_or(Err(StoreError::Timeout(timeout)))
     }
 
+    /// Notes that the store answered.
+    fn store_answered(&mut self) {
+        self.stats.store_health.store(HEALTH_UP, Relaxed);
+        self.store_log
+            .recovered("the fleet store is reachable again");
+    }
+
+    /// Notes a failed store call: a store that did not answer is down; one that answered with
+    /// data this version cannot read is up, and that is logged apart.
+    fn store_failed(&mut self, error: &StoreError) {
+        if let StoreError::Corrupt(_) = error {
+            self.store_answered();
+            self.data_log.failed(
+                "the fleet store holds data this version cannot read; the publication is retried on the next tick",
+                error,
+            );
+            return;
+        }
+        self.stats.store_health.store(HEALTH_DOWN, Relaxed);
+        if self.store_log.failed(
+            "the fleet store is unreachable: recording goes on locally, and writes and publications are retried on the next ticks",
+            error,
+        ) {
+            StatsCells::bump(&self.stats.store_outages);
+        }
+    }
+
     async fn write(&mut self, now: SystemTime) {
         let report = instance_report(&self.windows, self.uniques.as_deref(), now);
         let store = Arc::clone(&self.store);
@@ -343,15 +380,11 @@ impl Scheduler {
         {
             Ok(()) => {
                 StatsCells::bump(&self.stats.writes);
-                self.store_log
-                    .recovered("the fleet store is reachable again");
+                self.store_answered();
             }
             Err(e) => {
                 StatsCells::bump(&self.stats.write_failures);
-                self.store_log.failed(
-                    "writing this instance's totals to the fleet store failed; recording goes on locally and the write is retried on the next tick",
-                    &e,
-                );
+                self.store_failed(&e);
             }
         }
     }
@@ -375,10 +408,13 @@ impl Scheduler {
                 );
                 continue;
             }
-            match self.publish(&publication, now).await {
+            let outcome = self.publish(&publication, now).await;
+            match &outcome {
+                Ok(_) => self.store_answered(),
+                Err(e) => self.store_failed(e),
+            }
+            match outcome {
                 Ok(Outcome::Published) => {
-                    self.store_log
-                        .recovered("the fleet store is reachable again");
                     let cell = match publication.period {
                         Period::Kpi(_) => &self.stats.kpi_rounds_published,
                         Period::Hour(_) => &self.stats.hourly_rollups_published,
@@ -387,12 +423,8 @@ impl Scheduler {
                     StatsCells::bump(cell);
                 }
                 Ok(Outcome::Skipped) => StatsCells::bump(&self.stats.publications_skipped),
-                Err(e) => {
+                Err(_) => {
                     StatsCells::bump(&self.stats.publication_failures);
-                    self.store_log.failed(
-                        "publishing from the fleet store failed; retrying on the next tick",
-                        &e,
-                    );
                     publication.due = now + self.config.collector_interval;
                     self.pending.push(publication);
                 }

@@ -3,138 +3,21 @@
 //! instances keep recording through the outage, their writes heal the store, and the hour's
 //! rollup is the exact sum of everything recorded, published once, nothing counted twice. And
 //! a Redis that is not there at all: the scheduler never stalls, and gives up on a period only
-//! when Datadog would no longer take it.
+//! when Datadog would no longer take it. (`outage.rs` restarts one with nothing to write.)
 #![cfg(feature = "redis")]
 
 mod common;
 
-use std::{
-    net::TcpListener,
-    process::{Child, Command, Stdio},
-    time::Duration,
+use std::time::Duration;
+
+use common::{
+    DEADLINE, Instance, advance_to, published_once,
+    server::{Server, free_port, pay},
+    start, t,
 };
-
-use common::{DEADLINE, Instance, advance_to, completion, published_once, start, t};
-use paymetrics::{clock::ManualClock, events::PaymentStatus::*, rollup};
+use paymetrics::{clock::ManualClock, rollup};
 use paymetrics_automation::RedisStore;
-use redis::RedisResult;
 use tokio::time::{Instant, sleep};
-
-const PASSWORD: &str = "paymetrics-test-secret";
-
-/// A `redis-server` child process with a password, killed when dropped (also on panic).
-struct Server {
-    child: Option<Child>,
-    port: u16,
-}
-
-impl Server {
-    /// Starts a server on a free port, retrying with another port if it could not bind.
-    async fn start() -> Server {
-        for _ in 0..5 {
-            let port = free_port();
-            let mut server = Server { child: None, port };
-            if server.restart().await {
-                return server;
-            }
-        }
-        panic!("could not start redis-server on a free port");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://:{PASSWORD}@127.0.0.1:{}", self.port)
-    }
-
-    /// (Re)starts the server on its port; `true` once it answers `PING`.
-    async fn restart(&mut self) -> bool {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--requirepass",
-                PASSWORD,
-            ])
-            .arg("--dir")
-            .arg(std::env::temp_dir())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        self.child = Some(child);
-        let deadline = Instant::now() + DEADLINE;
-        while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut()
-                && child.try_wait().ok().flatten().is_some()
-            {
-                self.child = None;
-                return false; // exited: the port was taken
-            }
-            if self.ping().await {
-                return true;
-            }
-            sleep(Duration::from_millis(20)).await;
-        }
-        false
-    }
-
-    async fn ping(&self) -> bool {
-        let Ok(mut c) = self.connect().await else {
-            return false;
-        };
-        let pong: RedisResult<String> = redis::cmd("PING").query_async(&mut c).await;
-        pong.is_ok()
-    }
-
-    async fn connect(&self) -> RedisResult<redis::aio::MultiplexedConnection> {
-        redis::Client::open(self.url())?
-            .get_multiplexed_async_connection()
-            .await
-    }
-
-    /// The number of instances with an entry for `key`.
-    async fn hlen(&self, key: &str) -> usize {
-        let mut c = self.connect().await.expect("the server is up");
-        redis::cmd("HLEN")
-            .arg(key)
-            .query_async(&mut c)
-            .await
-            .unwrap()
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free local port")
-        .port()
-}
-
-/// Records `n` completed payments of `amount` (fees `fees` each) on `instance` and flushes,
-/// as its periodic flusher would.
-fn pay(instance: &Instance, n: usize, amount: f64, fees: f64) {
-    instance.record(|e| {
-        for _ in 0..n {
-            completion(e, Completed, amount, fees);
-        }
-    });
-    assert!(instance.metrics.flush());
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_restart_mid_hour_heals_and_the_rollup_is_exact() {
@@ -270,6 +153,8 @@ async fn with_redis_down_the_scheduler_keeps_time_and_gives_up_late() {
     );
     let stats = a.automation().stats();
     assert!(stats.write_failures >= 2, "{stats:?}");
+    assert_eq!((stats.writes, stats.store_outages), (0, 1), "{stats:?}");
+    assert_eq!(a.automation().store_reachable(), Some(false));
     assert!(stats.publication_failures >= 2, "{stats:?}");
     assert_eq!(stats.publications_abandoned, 0, "{stats:?}");
     // Recording went on locally all along.

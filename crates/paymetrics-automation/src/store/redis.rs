@@ -315,7 +315,8 @@ impl FleetStore for RedisStore {
                     .ignore();
             }
             if pipe.is_empty() {
-                return Ok(());
+                // Still a round trip: the scheduler takes the answer as the store's health.
+                pipe.cmd("PING").ignore();
             }
             self.run(|mut c| async move { pipe.exec_async(&mut c).await })
                 .await

@@ -22,6 +22,9 @@ use paymetrics::{
 };
 use paymetrics_automation::{Automation, AutomationBuilder};
 
+#[cfg(feature = "redis")]
+pub mod server;
+
 /// Generous: the machine is a shared 2-core box.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
