@@ -381,6 +381,11 @@ pub struct AutomationStats {
     pub publication_failures: u64,
     /// Publications given up: still failing when their period could no longer be published.
     pub publications_abandoned: u64,
+    /// Publications (KPI rounds, rollups) of which this instance, holding their lock, withheld
+    /// some or all figures because the fleet store had lost part of their data since their
+    /// period began (Redis restarted empty). A period withheld entirely is not counted as
+    /// published; one withheld in part (a KPI round) is counted in both.
+    pub publications_incomplete: u64,
     /// Times the fleet store went from answering to not answering (each outage once, however
     /// many calls failed during it).
     pub store_outages: u64,
@@ -398,6 +403,7 @@ pub(crate) struct StatsCells {
     pub(crate) publications_skipped: AtomicU64,
     pub(crate) publication_failures: AtomicU64,
     pub(crate) publications_abandoned: AtomicU64,
+    pub(crate) publications_incomplete: AtomicU64,
     pub(crate) store_outages: AtomicU64,
     /// `scheduler::HEALTH_*`.
     pub(crate) store_health: AtomicU8,
@@ -420,6 +426,7 @@ impl StatsCells {
             publications_skipped: self.publications_skipped.load(Relaxed),
             publication_failures: self.publication_failures.load(Relaxed),
             publications_abandoned: self.publications_abandoned.load(Relaxed),
+            publications_incomplete: self.publications_incomplete.load(Relaxed),
             store_outages: self.store_outages.load(Relaxed),
         }
     }

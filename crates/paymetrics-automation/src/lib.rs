@@ -85,9 +85,31 @@
 //!   line when it answers again (at most one such pair a minute), and
 //!   [`AutomationStats::writes`] counts only writes that Redis acknowledged.
 //!
-//! Caveats: an instance that takes a period's lock and dies before publishing leaves that
-//! period unpublished (at most once, rather than twice); and a Redis that restarts between one
-//! instance's publication and another's retry forgets the lock.
+//! ## What survives a Redis restart
+//!
+//! Redis here keeps nothing on disk: a restart empties it, locks included. The guarantee:
+//!
+//! * **Each figure is published at most once, and only from complete data.** A figure (a
+//!   rollup; one KPI) is published only if the store has lost nothing since the earliest
+//!   period it reads began. Every store call checks an `epoch` key in the same transaction;
+//!   the first instance that had seen the old epoch to reach the emptied Redis records the
+//!   loss as of its clock (within a collector interval of Redis answering again), and keeps
+//!   that record itself. So a period begun before a loss is never published from what is left,
+//!   and its lock, lost with the rest, cannot let a second instance publish it again (nor the
+//!   same one: it keeps the record even if Redis empties once more).
+//! * **The cost:** such periods are not published at all, even after the live instances'
+//!   writes have made the store whole again (the store cannot know that no instance that
+//!   stopped meanwhile is missing). After a loss the hourly rollup and the last-hour KPIs come
+//!   back with the first hour begun after it, the daily rollup and the 24-hour acquisition
+//!   rate with the next day, the monthly active users with the next month. Each withheld
+//!   publication is counted in [`AutomationStats::publications_incomplete`]; each instance
+//!   warns once per loss it notices.
+//! * **Readers** of the store get a [`FleetRead`](store::FleetRead) whose `complete` says
+//!   whether the value covers the fleet: after a loss, a period's zero is "unknown", not zero.
+//! * **Limits:** a loss that no instance alive had seen the store before (every instance
+//!   restarted along with Redis) is not noticed; nothing was recorded in it that the new
+//!   instances hold. An instance that takes a period's lock and dies before publishing leaves
+//!   that period unpublished (at most once, rather than twice).
 //!
 //! # Testing without sleeping
 //!
