@@ -6,6 +6,7 @@
 //!   the next hour is published once, exactly;
 //! * a restart after one instance published a period and before another's retry: the period
 //!   is not published a second time, and readers see "incomplete", not zero;
+//! * KPIs after a restart: each figure comes back once the span it reads began after the loss;
 //! * a Redis that is not there at all: the scheduler never stalls, and gives up on a period
 //!   only when Datadog would no longer take it.
 //!
@@ -246,6 +247,93 @@ async fn a_period_published_before_a_restart_is_not_published_again() {
     );
     a.shutdown().await;
     b.shutdown().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn after_a_loss_kpis_come_back_figure_by_figure() {
+    use paymetrics::{
+        events::{payment, user},
+        kpi,
+    };
+    const LAST_HOUR: [&str; 4] = [
+        kpi::TRANSACTION_SUCCESS_RATE,
+        kpi::TRANSACTION_AVG_VALUE,
+        kpi::FRAUD_EFFECTIVENESS,
+        kpi::SYSTEM_AVAILABILITY,
+    ];
+    const LONGER: [&str; 4] = [
+        kpi::CUSTOMER_ACQUISITION_RATE,
+        user::DAILY_ACTIVE,
+        user::MONTHLY_ACTIVE,
+        payment::UNIQUE_SENDERS,
+    ];
+    let mut server = Server::start().await;
+    let clock = ManualClock::new(t(10, 0, 0));
+    let redis = store(&server, "kpis");
+    let a = start(&clock, move |b| {
+        b.fleet(redis)
+            .instance_id("a")
+            .collector_interval(Duration::from_secs(30))
+            .kpi_interval(Duration::from_secs(300))
+            .hourly_rollups(false)
+            .daily_rollups(false)
+            .publish_delay(Duration::from_secs(10))
+            .store_timeout(Duration::from_secs(2))
+    });
+    advance_to(&clock, &[&a], t(10, 0, 0)).await;
+    clock.set(t(10, 1, 0));
+    a.record(|e| {
+        common::registration(e);
+        common::active(e, "u1");
+        common::attempt(e, "s1");
+    });
+    pay(&a, 2, 10.0, 0.5);
+    advance_to(&clock, &[&a], t(10, 5, 0)).await;
+    advance_to(&clock, &[&a], t(10, 5, 10)).await;
+    let figures = |at| {
+        LAST_HOUR
+            .iter()
+            .chain(&LONGER)
+            .filter(|name| a.point(name, at).is_some())
+            .count()
+    };
+    assert_eq!(figures(t(10, 5, 0)), 8, "all figures before the loss");
+
+    server.kill();
+    assert!(server.restart().await, "redis-server restarts on its port");
+    let before = writes(&[&a]);
+    let healed_at = tick_until_healed(&clock, &[&a], t(10, 5, 30), &before, async || true).await;
+    assert!(healed_at < t(10, 10, 0), "{healed_at:?}");
+
+    // The next round reads the hour before it, begun before the loss: nothing published.
+    advance_to(&clock, &[&a], t(10, 10, 0)).await;
+    advance_to(&clock, &[&a], t(10, 10, 10)).await;
+    assert_eq!(figures(t(10, 10, 0)), 0);
+    // An hour later the last hour began after the loss: its four ratios are back; the 24-hour
+    // acquisition rate and the day's and month's distinct counts are still withheld.
+    advance_to(&clock, &[&a], t(11, 10, 0)).await;
+    advance_to(&clock, &[&a], t(11, 10, 10)).await;
+    for name in LAST_HOUR {
+        assert!(a.point(name, t(11, 10, 0)).is_some(), "{name}");
+    }
+    for name in LONGER {
+        assert_eq!(a.point(name, t(11, 10, 0)), None, "{name}");
+    }
+    let stats = a.automation().stats();
+    assert_eq!(stats.kpi_rounds_published, 2, "10:05 and 11:10: {stats:?}");
+    assert_eq!(
+        stats.publications_incomplete, 2,
+        "10:10 and 11:10: {stats:?}"
+    );
+    eprintln!(
+        "KPIs after a loss: 8 figures at 10:05, {} at 10:10 (loss noticed at {:?} past 10:05), \
+         {} at 11:10; {} rounds withheld in whole or part",
+        figures(t(10, 10, 0)),
+        healed_at.duration_since(t(10, 5, 0)).unwrap(),
+        figures(t(11, 10, 0)),
+        stats.publications_incomplete,
+    );
+    a.shutdown().await;
 }
 
 /// The fleet's totals of the hour starting at `hour` (Unix seconds). The first call on a
