@@ -2,11 +2,10 @@
 //! daily rollups on one tokio task, describing one process or, with a shared store, a whole
 //! fleet of replicas.
 //!
-//! The seed's `MetricsAutomation` ran five loops with `sleep`s, and its KPI and rollup jobs read
-//! counters kept by hand in Redis. Here one scheduler ([`Automation`]) reads paymetrics'
-//! [windows](paymetrics::window) and [uniques](paymetrics::uniques), and every instance of a
-//! fleet writes its own absolute totals to a [`FleetStore`]; one instance per period sums them
-//! and publishes.
+//! One scheduler ([`Automation`]), rather than a loop per job with `sleep`s, reads paymetrics'
+//! [windows](paymetrics::window) and [uniques](paymetrics::uniques) rather than counters kept
+//! by hand in Redis, and every instance of a fleet writes its own absolute totals to a
+//! [`FleetStore`]; one instance per period sums them and publishes.
 //!
 //! # Quick start
 //!
