@@ -363,7 +363,7 @@ impl Scheduler {
         if let StoreError::Corrupt(_) = error {
             self.store_answered();
             self.data_log.failed(
-                "the fleet store holds data this version cannot read; the publication is retried on the next tick",
+                "the fleet store answered with data this version cannot read; the call is retried on the next tick",
                 error,
             );
             return;

@@ -19,6 +19,9 @@
 //! Expiries are relative (`PEXPIRE`, not `PEXPIREAT`) so they follow Redis's clock, whatever
 //! the application's clock says.
 //!
+//! An ACL user for the store needs `MULTI`, `EXEC`, `SET`, `GET`, `HSET`, `HGETALL`, `PEXPIRE`,
+//! `ZADD` and `ZSCORE` on the namespace's keys.
+//!
 //! # Noticing that Redis lost its data
 //!
 //! Every operation, reads and writes alike, is one `MULTI` transaction that begins with
