@@ -6,7 +6,7 @@ use std::{
     hash::BuildHasher,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering::Relaxed},
+        atomic::{AtomicU8, AtomicU64, Ordering::Relaxed},
     },
     time::{Duration, SystemTime},
 };
@@ -309,6 +309,18 @@ impl Automation {
         self.stats.read()
     }
 
+    /// Whether the fleet store answered the scheduler's latest call (a write every collector
+    /// interval, even with nothing to write, so this is at most one interval old); `None`
+    /// before the first call returned. A store that answers with data it cannot read counts
+    /// as reachable. Alone (the in-memory store), always reachable.
+    pub fn store_reachable(&self) -> Option<bool> {
+        match self.stats.store_health.load(Relaxed) {
+            crate::scheduler::HEALTH_UP => Some(true),
+            crate::scheduler::HEALTH_DOWN => Some(false),
+            _ => None,
+        }
+    }
+
     /// The clock time up to which the scheduler has done all its due work: the reading of the
     /// clock at the start of its latest completed pass. `None` before the first pass.
     pub fn caught_up_to(&self) -> Option<SystemTime> {
@@ -353,7 +365,7 @@ pub struct AutomationStats {
     pub collections: u64,
     /// Collector calls that panicked.
     pub collector_panics: u64,
-    /// Successful writes of this instance's totals to the store.
+    /// Writes of this instance's totals that the store acknowledged.
     pub writes: u64,
     /// Failed or timed-out writes (retried on the next tick).
     pub write_failures: u64,
@@ -369,6 +381,14 @@ pub struct AutomationStats {
     pub publication_failures: u64,
     /// Publications given up: still failing when their period could no longer be published.
     pub publications_abandoned: u64,
+    /// Publications (KPI rounds, rollups) of which this instance, holding their lock, withheld
+    /// some or all figures because the fleet store had lost part of their data since their
+    /// period began (Redis restarted empty). A period withheld entirely is not counted as
+    /// published; one withheld in part (a KPI round) is counted in both.
+    pub publications_incomplete: u64,
+    /// Times the fleet store went from answering to not answering (each outage once, however
+    /// many calls failed during it).
+    pub store_outages: u64,
 }
 
 #[derive(Debug, Default)]
@@ -383,6 +403,10 @@ pub(crate) struct StatsCells {
     pub(crate) publications_skipped: AtomicU64,
     pub(crate) publication_failures: AtomicU64,
     pub(crate) publications_abandoned: AtomicU64,
+    pub(crate) publications_incomplete: AtomicU64,
+    pub(crate) store_outages: AtomicU64,
+    /// `scheduler::HEALTH_*`.
+    pub(crate) store_health: AtomicU8,
 }
 
 impl StatsCells {
@@ -402,6 +426,8 @@ impl StatsCells {
             publications_skipped: self.publications_skipped.load(Relaxed),
             publication_failures: self.publication_failures.load(Relaxed),
             publications_abandoned: self.publications_abandoned.load(Relaxed),
+            publications_incomplete: self.publications_incomplete.load(Relaxed),
+            store_outages: self.store_outages.load(Relaxed),
         }
     }
 }

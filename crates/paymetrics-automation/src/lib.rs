@@ -2,11 +2,10 @@
 //! daily rollups on one tokio task, describing one process or, with a shared store, a whole
 //! fleet of replicas.
 //!
-//! The seed's `MetricsAutomation` ran five loops with `sleep`s, and its KPI and rollup jobs read
-//! counters kept by hand in Redis. Here one scheduler ([`Automation`]) reads paymetrics'
-//! [windows](paymetrics::window) and [uniques](paymetrics::uniques), and every instance of a
-//! fleet writes its own absolute totals to a [`FleetStore`]; one instance per period sums them
-//! and publishes.
+//! One scheduler ([`Automation`]), rather than a loop per job with `sleep`s, reads paymetrics'
+//! [windows](paymetrics::window) and [uniques](paymetrics::uniques) rather than counters kept
+//! by hand in Redis, and every instance of a fleet writes its own absolute totals to a
+//! [`FleetStore`]; one instance per period sums them and publishes.
 //!
 //! # Quick start
 //!
@@ -77,13 +76,39 @@
 //! * **A publish delay** (15 s): instances write at the period's end; the publisher reads a
 //!   little later.
 //! * **Never in the way.** Store calls happen on the scheduler's task only, each bounded by a
-//!   timeout. When Redis is down, the instance keeps recording locally, logs (at most once a
-//!   minute), and retries on the next tick; a publication is retried until its period can no
-//!   longer be published (Datadog takes timestamped points up to an hour old).
+//!   timeout. When Redis is down, the instance keeps recording locally, logs, and retries on
+//!   the next tick; a publication is retried until its period can no longer be published
+//!   (Datadog takes timestamped points up to an hour old). The store's health is the outcome
+//!   of real calls (a write reaches Redis every collector interval even with nothing to
+//!   write): [`Automation::store_reachable`], one warning when it becomes unreachable and one
+//!   line when it answers again (at most one such pair a minute), and
+//!   [`AutomationStats::writes`] counts only writes that Redis acknowledged.
 //!
-//! Caveats: an instance that takes a period's lock and dies before publishing leaves that
-//! period unpublished (at most once, rather than twice); and a Redis that restarts between one
-//! instance's publication and another's retry forgets the lock.
+//! ## What survives a Redis restart
+//!
+//! Redis here keeps nothing on disk: a restart empties it, locks included. The guarantee:
+//!
+//! * **Each figure is published at most once, and only from complete data.** A figure (a
+//!   rollup; one KPI) is published only if the store has lost nothing since the earliest
+//!   period it reads began. Every store call checks an `epoch` key in the same transaction;
+//!   the first instance that had seen the old epoch to reach the emptied Redis records the
+//!   loss as of its clock (within a collector interval of Redis answering again), and keeps
+//!   that record itself. So a period begun before a loss is never published from what is left,
+//!   and its lock, lost with the rest, cannot let a second instance publish it again (nor the
+//!   same one: it keeps the record even if Redis empties once more).
+//! * **The cost:** such periods are not published at all, even after the live instances'
+//!   writes have made the store whole again (the store cannot know that no instance that
+//!   stopped meanwhile is missing). After a loss the hourly rollup and the last-hour KPIs come
+//!   back with the first hour begun after it, the daily rollup and the 24-hour acquisition
+//!   rate with the next day, the monthly active users with the next month. Each withheld
+//!   publication is counted in [`AutomationStats::publications_incomplete`]; each instance
+//!   warns once per loss it notices.
+//! * **Readers** of the store get a [`FleetRead`](store::FleetRead) whose `complete` says
+//!   whether the value covers the fleet: after a loss, a period's zero is "unknown", not zero.
+//! * **Limits:** a loss that no instance alive had seen the store before (every instance
+//!   restarted along with Redis) is not noticed; nothing was recorded in it that the new
+//!   instances hold. An instance that takes a period's lock and dies before publishing leaves
+//!   that period unpublished (at most once, rather than twice).
 //!
 //! # Testing without sleeping
 //!

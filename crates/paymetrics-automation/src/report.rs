@@ -178,7 +178,7 @@ mod tests {
         assert_eq!(report.minutes.len(), 4);
         assert_eq!(report.hours.len(), 2, "02:00 and 03:00");
         let store = MemoryStore::new();
-        let ready = |f: crate::store::StoreFuture<'_, PeriodTotals>| {
+        let ready = |f: crate::store::StoreFuture<'_, crate::store::FleetRead<PeriodTotals>>| {
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
             let mut f = f;
             match f.as_mut().poll(&mut cx) {
@@ -190,8 +190,10 @@ mod tests {
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
             assert!(store.write("me", &report).as_mut().poll(&mut cx).is_ready());
         }
-        let hour = ready(store.totals(Granularity::Minute, &rolling_starts(now, KPI_HOUR, 60)));
-        let day = ready(store.totals(Granularity::Hour, &rolling_starts(now, KPI_DAY, 3600)));
+        let hour =
+            ready(store.totals(Granularity::Minute, &rolling_starts(now, KPI_HOUR, 60), now)).value;
+        let day =
+            ready(store.totals(Granularity::Hour, &rolling_starts(now, KPI_DAY, 3600), now)).value;
         assert_eq!(hour.payments, 4);
         assert_eq!(hour.volume, 80.5);
         assert_eq!(

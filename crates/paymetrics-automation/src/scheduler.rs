@@ -9,11 +9,16 @@
 //! publication is due a publish delay later; it takes the period's lock in the store, reads the
 //! fleet's totals, queues the points with the paymetrics handle and flushes. A publication that
 //! fails on the store is retried on later ticks until its period can no longer be published.
+//! Figures whose reads are incomplete (the store lost data since their period began) are
+//! withheld, never published from what is left.
+//!
+//! Every store call's outcome is the store's health: a write reaches the store even with
+//! nothing to write, and only an answer counts as a success.
 
 use std::{
     fmt,
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::Arc,
+    sync::{Arc, atomic::Ordering::Relaxed},
     time::{Duration, SystemTime},
 };
 
@@ -88,9 +93,18 @@ struct Publication {
 }
 
 enum Outcome {
-    Published,
+    /// Published, without the figures whose data the store had partly lost (`withheld`).
+    Published { withheld: usize },
+    /// Another instance holds the period's lock.
     Skipped,
+    /// Nothing published: the data of each of its `figures` was partly lost.
+    Withheld { figures: usize },
 }
+
+/// The store's health, as `StatsCells::store_health` holds it (0, its default, until the first
+/// store call returns).
+pub(crate) const HEALTH_UP: u8 = 1;
+pub(crate) const HEALTH_DOWN: u8 = 2;
 
 pub(crate) struct Scheduler {
     config: Config,
@@ -109,6 +123,7 @@ pub(crate) struct Scheduler {
     next_day: SystemTime,
     pending: Vec<Publication>,
     store_log: Throttle,
+    data_log: Throttle,
     collector_log: Throttle,
 }
 
@@ -173,6 +188,7 @@ impl Scheduler {
             progress,
             pending: vec![],
             store_log: Throttle::new(),
+            data_log: Throttle::new(),
             collector_log: Throttle::new(),
         }
     }
@@ -334,6 +350,33 @@ impl Scheduler {
             .unwrap_or(Err(StoreError::Timeout(timeout)))
     }
 
+    /// Notes that the store answered.
+    fn store_answered(&mut self) {
+        self.stats.store_health.store(HEALTH_UP, Relaxed);
+        self.store_log
+            .recovered("the fleet store is reachable again");
+    }
+
+    /// Notes a failed store call: a store that did not answer is down; one that answered with
+    /// data this version cannot read is up, and that is logged apart.
+    fn store_failed(&mut self, error: &StoreError) {
+        if let StoreError::Corrupt(_) = error {
+            self.store_answered();
+            self.data_log.failed(
+                "the fleet store answered with data this version cannot read; the call is retried on the next tick",
+                error,
+            );
+            return;
+        }
+        self.stats.store_health.store(HEALTH_DOWN, Relaxed);
+        if self.store_log.failed(
+            "the fleet store is unreachable: recording goes on locally, and writes and publications are retried on the next ticks",
+            error,
+        ) {
+            StatsCells::bump(&self.stats.store_outages);
+        }
+    }
+
     async fn write(&mut self, now: SystemTime) {
         let report = instance_report(&self.windows, self.uniques.as_deref(), now);
         let store = Arc::clone(&self.store);
@@ -343,15 +386,11 @@ impl Scheduler {
         {
             Ok(()) => {
                 StatsCells::bump(&self.stats.writes);
-                self.store_log
-                    .recovered("the fleet store is reachable again");
+                self.store_answered();
             }
             Err(e) => {
                 StatsCells::bump(&self.stats.write_failures);
-                self.store_log.failed(
-                    "writing this instance's totals to the fleet store failed; recording goes on locally and the write is retried on the next tick",
-                    &e,
-                );
+                self.store_failed(&e);
             }
         }
     }
@@ -375,29 +414,46 @@ impl Scheduler {
                 );
                 continue;
             }
-            match self.publish(&publication, now).await {
-                Ok(Outcome::Published) => {
-                    self.store_log
-                        .recovered("the fleet store is reachable again");
+            let outcome = self.publish(&publication, now).await;
+            match &outcome {
+                Ok(_) => self.store_answered(),
+                Err(e) => self.store_failed(e),
+            }
+            match outcome {
+                Ok(Outcome::Published { withheld }) => {
                     let cell = match publication.period {
                         Period::Kpi(_) => &self.stats.kpi_rounds_published,
                         Period::Hour(_) => &self.stats.hourly_rollups_published,
                         Period::Day(_) => &self.stats.daily_rollups_published,
                     };
                     StatsCells::bump(cell);
+                    if withheld > 0 {
+                        self.withheld(&publication, withheld, true);
+                    }
                 }
+                Ok(Outcome::Withheld { figures }) => self.withheld(&publication, figures, false),
                 Ok(Outcome::Skipped) => StatsCells::bump(&self.stats.publications_skipped),
-                Err(e) => {
+                Err(_) => {
                     StatsCells::bump(&self.stats.publication_failures);
-                    self.store_log.failed(
-                        "publishing from the fleet store failed; retrying on the next tick",
-                        &e,
-                    );
                     publication.due = now + self.config.collector_interval;
                     self.pending.push(publication);
                 }
             }
         }
+    }
+
+    /// Counts a publication of which `figures` were withheld (the others `published`, if
+    /// any). The store warned once when it noticed the loss; this is one line per period, at
+    /// debug level.
+    fn withheld(&self, publication: &Publication, figures: usize, published: bool) {
+        StatsCells::bump(&self.stats.publications_incomplete);
+        tracing::debug!(
+            target: "paymetrics::automation",
+            period = ?publication.period,
+            figures,
+            published,
+            "figures withheld: the fleet store lost part of their data"
+        );
     }
 
     async fn publish(
@@ -417,71 +473,111 @@ impl Scheduler {
         {
             return Ok(Outcome::Skipped);
         }
-        let points = match publication.period {
-            Period::Kpi(round) => self.kpi_points(round).await?,
+        // A rollup is one figure made of one period's data: all of it or nothing.
+        let (points, withheld) = match publication.period {
+            Period::Kpi(round) => self.kpi_points(round, now).await?,
             Period::Hour(hour) => {
                 let starts = [unix_seconds(hour)];
                 let totals = self
-                    .bounded(store.totals(Granularity::Hour, &starts))
+                    .bounded(store.totals(Granularity::Hour, &starts, now))
                     .await?;
-                HourlyRollup::from_totals(hour, &totals).points()
+                match totals.into_complete() {
+                    Some(totals) => (HourlyRollup::from_totals(hour, &totals).points(), 0),
+                    None => (vec![], 1),
+                }
             }
             Period::Day(day) => {
                 let starts = day_hours(unix_seconds(day));
                 let totals = self
-                    .bounded(store.totals(Granularity::Hour, &starts))
+                    .bounded(store.totals(Granularity::Hour, &starts, now))
                     .await?;
                 let users = self
-                    .bounded(store.sketch(SketchKey::daily_active_users(day)))
-                    .await?
-                    .map_or(0, |hll| hll.estimate().round() as u64);
-                DailyRollup::from_totals(day, &totals, users).points()
+                    .bounded(store.sketch(SketchKey::daily_active_users(day), now))
+                    .await?;
+                match (totals.into_complete(), users.into_complete()) {
+                    (Some(totals), Some(users)) => {
+                        let users = users.map_or(0, |hll| hll.estimate().round() as u64);
+                        (DailyRollup::from_totals(day, &totals, users).points(), 0)
+                    }
+                    _ => (vec![], 1),
+                }
             }
         };
+        if points.is_empty() {
+            return Ok(Outcome::Withheld { figures: withheld });
+        }
         for point in points {
             self.metrics.send(point);
         }
         self.flush().await;
-        Ok(Outcome::Published)
+        Ok(Outcome::Published { withheld })
     }
 
     /// The KPIs of the round at `round` (over the hour and the day before it), and in fleet
-    /// mode the fleet's distinct-user estimates, as points stamped `round`.
-    async fn kpi_points(&self, round: SystemTime) -> Result<Vec<TimestampedMetric>, StoreError> {
+    /// mode the fleet's distinct-user estimates, as points stamped `round`; with the number of
+    /// figures withheld because the store lost part of their data. Each figure stands alone:
+    /// the last hour's ratios come back an hour after a loss, the 24-hour acquisition rate a
+    /// day after, the monthly users in the next month.
+    async fn kpi_points(
+        &self,
+        round: SystemTime,
+        now: SystemTime,
+    ) -> Result<(Vec<TimestampedMetric>, usize), StoreError> {
         let store = Arc::clone(&self.store);
         let minutes = rolling_starts(round, KPI_HOUR, 60);
         let hours = rolling_starts(round, KPI_DAY, 3600);
         let last_hour = self
-            .bounded(store.totals(Granularity::Minute, &minutes))
+            .bounded(store.totals(Granularity::Minute, &minutes, now))
             .await?;
         let last_day = self
-            .bounded(store.totals(Granularity::Hour, &hours))
+            .bounded(store.totals(Granularity::Hour, &hours, now))
             .await?;
-        let kpis = Kpis::from_totals(&last_hour, &last_day);
-        let mut points: Vec<TimestampedMetric> = [
-            (kpi::TRANSACTION_SUCCESS_RATE, kpis.success_rate_percent),
-            (kpi::TRANSACTION_AVG_VALUE, kpis.avg_value),
-            (kpi::CUSTOMER_ACQUISITION_RATE, kpis.acquisition_rate),
-            (kpi::FRAUD_EFFECTIVENESS, kpis.fraud_effectiveness_percent),
-            (kpi::SYSTEM_AVAILABILITY, kpis.availability_percent),
-        ]
-        .into_iter()
-        .map(|(name, value)| TimestampedMetric::gauge(name, value, round))
-        .collect();
+        let kpis = Kpis::from_totals(&last_hour.value, &last_day.value);
+        let mut figures = vec![
+            (
+                kpi::TRANSACTION_SUCCESS_RATE,
+                kpis.success_rate_percent,
+                last_hour.complete,
+            ),
+            (
+                kpi::TRANSACTION_AVG_VALUE,
+                kpis.avg_value,
+                last_hour.complete,
+            ),
+            (
+                kpi::CUSTOMER_ACQUISITION_RATE,
+                kpis.acquisition_rate,
+                last_day.complete,
+            ),
+            (
+                kpi::FRAUD_EFFECTIVENESS,
+                kpis.fraud_effectiveness_percent,
+                last_hour.complete,
+            ),
+            (
+                kpi::SYSTEM_AVAILABILITY,
+                kpis.availability_percent,
+                last_hour.complete,
+            ),
+        ];
         if self.config.fleet && self.uniques.is_some() {
             for (name, key) in [
                 (user::DAILY_ACTIVE, SketchKey::daily_active_users(round)),
                 (user::MONTHLY_ACTIVE, SketchKey::monthly_active_users(round)),
                 (payment::UNIQUE_SENDERS, SketchKey::daily_senders(round)),
             ] {
-                let estimate = self
-                    .bounded(store.sketch(key))
-                    .await?
-                    .map_or(0.0, |hll| hll.estimate().round());
-                points.push(TimestampedMetric::gauge(name, estimate, round));
+                let sketch = self.bounded(store.sketch(key, now)).await?;
+                let estimate = sketch.value.map_or(0.0, |hll| hll.estimate().round());
+                figures.push((name, estimate, sketch.complete));
             }
         }
-        Ok(points)
+        let withheld = figures.iter().filter(|(_, _, complete)| !complete).count();
+        let points = figures
+            .into_iter()
+            .filter(|(_, _, complete)| *complete)
+            .map(|(name, value, _)| TimestampedMetric::gauge(name, value, round))
+            .collect();
+        Ok((points, withheld))
     }
 }
 

@@ -132,24 +132,35 @@ mod on_redis {
         store.write("a", &a).await.unwrap();
         store.write("b", &b).await.unwrap();
         store.write("a", &a).await.unwrap(); // a retried write: replaced, not added
+        let now = SystemTime::now();
         let hour = store
-            .totals(Granularity::Hour, &[3600, 7200])
+            .totals(Granularity::Hour, &[3600, 7200], now)
             .await
             .unwrap();
-        assert_eq!((hour.payments, hour.volume), (7, 70.75));
-        let minute = store.totals(Granularity::Minute, &[600]).await.unwrap();
-        assert_eq!(minute.payments, 7);
-        let users = store
-            .sketch(SketchKey::daily_active_users(UNIX_EPOCH))
-            .await
-            .unwrap();
-        assert_eq!(users.unwrap().estimate().round(), 3.0);
         assert!(
-            store
-                .sketch(SketchKey::daily_senders(UNIX_EPOCH))
-                .await
-                .unwrap()
-                .is_none()
+            hour.complete,
+            "this Redis lost nothing since the store saw it"
+        );
+        assert_eq!((hour.value.payments, hour.value.volume), (7, 70.75));
+        let minute = store
+            .totals(Granularity::Minute, &[600], now)
+            .await
+            .unwrap();
+        assert_eq!(minute.value.payments, 7);
+        let users = store
+            .sketch(SketchKey::daily_active_users(UNIX_EPOCH), now)
+            .await
+            .unwrap();
+        assert!(users.complete);
+        assert_eq!(users.value.unwrap().estimate().round(), 3.0);
+        let senders = store
+            .sketch(SketchKey::daily_senders(UNIX_EPOCH), now)
+            .await
+            .unwrap();
+        assert_eq!(
+            (senders.value.is_none(), senders.complete),
+            (true, true),
+            "nobody wrote one: a real nothing"
         );
 
         // What a user sees in redis-cli: one field per instance, absolute values, an expiry.
@@ -173,7 +184,6 @@ mod on_redis {
         assert!(ttl > 26 * 3600 * 1000 && ttl <= 27 * 3600 * 1000, "{ttl}");
 
         let ttl = Duration::from_secs(60);
-        let now = SystemTime::now();
         assert!(store.try_lock("hour:3600", "a", ttl, now).await.unwrap());
         assert!(!store.try_lock("hour:3600", "b", ttl, now).await.unwrap());
         assert!(

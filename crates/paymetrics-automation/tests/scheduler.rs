@@ -13,7 +13,9 @@ use std::{
     time::Duration,
 };
 
-use common::{active, advance_to, completion, confirmed_fraud, health, registration, start, t};
+use common::{
+    HOURLY, active, advance_to, completion, confirmed_fraud, health, registration, start, t,
+};
 use paymetrics::{
     clock::ManualClock,
     events::{PaymentStatus::*, user},
@@ -21,13 +23,6 @@ use paymetrics::{
 };
 use paymetrics_automation::{Automation, Error};
 
-const HOURLY: [&str; 5] = [
-    rollup::HOURLY_TOTAL,
-    rollup::HOURLY_SUCCESS_RATE,
-    rollup::HOURLY_AVG_VALUE,
-    rollup::HOURLY_TOTAL_VOLUME,
-    rollup::HOURLY_TOTAL_FEES,
-];
 const DAILY: [&str; 4] = [
     rollup::DAILY_TOTAL_PAYMENTS,
     rollup::DAILY_TOTAL_VOLUME,

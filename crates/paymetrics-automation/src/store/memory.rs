@@ -12,12 +12,13 @@ use std::{
 use paymetrics::{kpi::PeriodTotals, uniques::HyperLogLog};
 
 use super::{
-    FleetStore, Granularity, HOUR_RETENTION, InstanceReport, MINUTE_RETENTION, SKETCH_RETENTION,
-    SketchKey, StoreFuture,
+    FleetRead, FleetStore, Granularity, HOUR_RETENTION, InstanceReport, MINUTE_RETENTION,
+    SKETCH_RETENTION, SketchKey, StoreFuture,
 };
 
 /// A [`FleetStore`] in this process's memory, with the same model as the Redis store: one
-/// entry per instance and period, replaced on each write, expired by the writers' clock.
+/// entry per instance and period, replaced on each write, expired by the writers' clock. It
+/// lives as long as its instances, so it never loses data: its reads are always complete.
 ///
 /// Without [`AutomationBuilder::fleet`](crate::AutomationBuilder::fleet), each scheduler keeps
 /// its own `MemoryStore` and publishes what its own process recorded. Clones share their
@@ -116,7 +117,8 @@ impl FleetStore for MemoryStore {
         &'a self,
         granularity: Granularity,
         starts: &'a [u64],
-    ) -> StoreFuture<'a, PeriodTotals> {
+        _now: SystemTime,
+    ) -> StoreFuture<'a, FleetRead<PeriodTotals>> {
         let state = self.lock();
         let mut sum = PeriodTotals::default();
         for start in starts {
@@ -126,10 +128,14 @@ impl FleetStore for MemoryStore {
                 }
             }
         }
-        Box::pin(ready(Ok(sum)))
+        Box::pin(ready(Ok(FleetRead::new(sum, true))))
     }
 
-    fn sketch(&self, key: SketchKey) -> StoreFuture<'_, Option<HyperLogLog>> {
+    fn sketch(
+        &self,
+        key: SketchKey,
+        _now: SystemTime,
+    ) -> StoreFuture<'_, FleetRead<Option<HyperLogLog>>> {
         let state = self.lock();
         let merged = state.sketches.get(&key).map(|entries| {
             let hll = HyperLogLog::new();
@@ -138,7 +144,7 @@ impl FleetStore for MemoryStore {
             }
             hll
         });
-        Box::pin(ready(Ok(merged)))
+        Box::pin(ready(Ok(FleetRead::new(merged, true))))
     }
 
     fn try_lock<'a>(
@@ -197,13 +203,15 @@ mod tests {
         now(store.write("a", &a));
         now(store.write("a", &a)); // a retry: replaced, not added
         now(store.write("b", &b));
-        let hour = now(store.totals(Granularity::Hour, &[3600]));
-        assert_eq!((hour.payments, hour.volume), (7, 70.5));
-        let minutes = now(store.totals(Granularity::Minute, &[7080, 7140]));
-        assert_eq!(minutes.payments, 1);
+        let hour = now(store.totals(Granularity::Hour, &[3600], at(7200)));
+        assert!(hour.complete);
+        assert_eq!((hour.value.payments, hour.value.volume), (7, 70.5));
+        let minutes = now(store.totals(Granularity::Minute, &[7080, 7140], at(7200)));
+        assert_eq!(minutes.value.payments, 1);
         assert_eq!(
-            now(store.totals(Granularity::Hour, &[0])),
-            PeriodTotals::default()
+            now(store.totals(Granularity::Hour, &[0], at(7200))),
+            FleetRead::new(PeriodTotals::default(), true),
+            "nothing recorded: a real zero"
         );
     }
 
@@ -219,12 +227,16 @@ mod tests {
             report.minutes.push((60, totals(1, 1.0)));
             now(store.write(instance, &report));
         }
-        assert_eq!(now(store.sketch(key)).unwrap().estimate().round(), 3.0);
-        assert!(now(store.sketch(SketchKey::daily_senders(at(0)))).is_none());
+        let users = now(store.sketch(key, at(100)));
+        assert!(users.complete);
+        assert_eq!(users.value.unwrap().estimate().round(), 3.0);
+        let senders = now(store.sketch(SketchKey::daily_senders(at(0)), at(100)));
+        assert!(senders.value.is_none());
         // A later write, past the minute retention, expires the old minute.
         now(store.write("c", &InstanceReport::new(at(100) + MINUTE_RETENTION)));
-        assert_eq!(now(store.totals(Granularity::Minute, &[60])).payments, 0);
-        assert!(now(store.sketch(key)).is_some());
+        let minute = now(store.totals(Granularity::Minute, &[60], at(100)));
+        assert_eq!(minute.value.payments, 0);
+        assert!(now(store.sketch(key, at(100))).value.is_some());
     }
 
     #[test]

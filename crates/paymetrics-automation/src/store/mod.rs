@@ -17,6 +17,17 @@
 //!
 //! Locks decide who publishes: [`FleetStore::try_lock`] grants a name to one owner until it
 //! expires, so exactly one instance publishes each KPI round and each rollup.
+//!
+//! # Lost data
+//!
+//! A shared store can lose everything at once (a Redis restarted empty, flushed, or failed
+//! over without a replica). Live instances rewrite their absolute totals on their next write,
+//! but what an instance wrote before the loss and cannot write again (it stopped, or no longer
+//! holds the period) is gone, and so are the locks. So every read says whether it is whole:
+//! [`FleetRead::complete`] is `false` when the store lost data after the earliest period read
+//! began. The scheduler publishes nothing from an incomplete read: a period begun before a
+//! loss is never published from what is left (nor published a second time because its lock
+//! was lost), and a reader can tell "unknown since the restart" from a real zero.
 
 #[cfg(feature = "redis")]
 use std::fmt::Write as _;
@@ -153,8 +164,37 @@ impl SketchKey {
     }
 }
 
+impl SketchKey {
+    /// When the sketch's period began (Unix seconds): whatever the store lost after this, the
+    /// sketch may miss.
+    pub(crate) fn start(self) -> u64 {
+        match self.kind {
+            SketchKind::DailyActiveUsers | SketchKind::DailySenders => {
+                self.period.saturating_mul(86_400)
+            }
+            SketchKind::MonthlyActiveUsers => {
+                let (year, month) = (self.period / 100, (self.period % 100).clamp(1, 12));
+                days_from_civil(year, month).saturating_mul(86_400)
+            }
+        }
+    }
+}
+
 pub(crate) fn month_period(year: i64, month: u32) -> u64 {
     (year.max(0) as u64) * 100 + u64::from(month)
+}
+
+/// Days from 1970-01-01 to the first day of `month` (1 to 12) of `year`, by Howard Hinnant's
+/// algorithm (the inverse of `paymetrics::clock::year_month`); 0 before 1970.
+fn days_from_civil(year: u64, month: u64) -> u64 {
+    // Far past any real period; keeps the arithmetic below in range for corrupt input.
+    let year = year.min(1_000_000) as i64 - i64::from(month <= 2);
+    let era = year.div_euclid(400);
+    let yoe = year - era * 400;
+    let mp = (month as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    u64::try_from(era * 146_097 + doe - 719_468).unwrap_or(0)
 }
 
 /// What one instance writes: its absolute totals for every minute and hour it still holds, and
@@ -183,25 +223,60 @@ impl InstanceReport {
     }
 }
 
+/// What a store read returns: the fleet's value, and whether the store holds all of it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FleetRead<T> {
+    /// The fleet's value: every instance's entries summed (totals) or merged (sketches).
+    pub value: T,
+    /// `false` when the store lost data (a Redis restarted empty, or flushed) after the
+    /// earliest period read began: `value` then holds only what instances wrote again since,
+    /// and may fall short of the fleet's real figure by any amount. `true` otherwise, so a
+    /// complete zero is a real zero (no instance recorded anything in those periods).
+    pub complete: bool,
+}
+
+impl<T> FleetRead<T> {
+    /// A read of `value`, complete or not.
+    pub fn new(value: T, complete: bool) -> Self {
+        Self { value, complete }
+    }
+
+    /// The value when the read is complete; `None` when part of it was lost.
+    pub fn into_complete(self) -> Option<T> {
+        self.complete.then_some(self.value)
+    }
+}
+
 /// Shared storage for a fleet's per-instance totals and sketches, and its publication locks.
 ///
 /// Implementations must be idempotent (an entry is replaced, never added to), must bound every
-/// operation in time, and must never panic. The scheduler calls them from its own task only.
+/// operation in time, and must never panic. The scheduler calls them from its own task only,
+/// and takes the result of each call as the store's health: an `Ok` must mean that the store
+/// answered.
 pub trait FleetStore: Send + Sync + fmt::Debug + 'static {
-    /// Replaces `instance`'s entries for every period in `report`.
+    /// Replaces `instance`'s entries for every period in `report`. Reaches the store even when
+    /// the report is empty, so that `Ok` always means the store acknowledged.
     fn write<'a>(&'a self, instance: &'a str, report: &'a InstanceReport) -> StoreFuture<'a, ()>;
 
     /// The fleet's totals: every instance's entries for the periods starting at `starts`
-    /// (Unix seconds, aligned to `granularity`), summed. Missing periods count as zero.
+    /// (Unix seconds, aligned to `granularity`), summed. In a complete read, missing periods
+    /// are real zeros; see [`FleetRead::complete`]. `now` is the injected clock's time: a store
+    /// that notices here that it lost data records the loss as of `now`.
     fn totals<'a>(
         &'a self,
         granularity: Granularity,
         starts: &'a [u64],
-    ) -> StoreFuture<'a, PeriodTotals>;
+        now: SystemTime,
+    ) -> StoreFuture<'a, FleetRead<PeriodTotals>>;
 
     /// The fleet's sketch: every instance's registers for `key`, merged; `None` when no
-    /// instance wrote one.
-    fn sketch(&self, key: SketchKey) -> StoreFuture<'_, Option<HyperLogLog>>;
+    /// instance wrote one. Complete when the store lost nothing since the sketch's period
+    /// began; `now` as for [`totals`](Self::totals).
+    fn sketch(
+        &self,
+        key: SketchKey,
+        now: SystemTime,
+    ) -> StoreFuture<'_, FleetRead<Option<HyperLogLog>>>;
 
     /// Takes the lock `name` for `owner` until `ttl` has passed; `true` when `owner` holds it
     /// (taken now, or already held by `owner`, so a retry after a failure proceeds), `false`
@@ -283,5 +358,38 @@ mod tests {
         assert_eq!(SketchKey::daily_active_users(at).period, 20_785);
         assert_eq!(SketchKey::monthly_active_users(at).period, 202_611);
         assert_eq!(SketchKey::daily_senders(at).kind, SketchKind::DailySenders);
+    }
+
+    #[test]
+    fn sketch_periods_start_where_their_day_or_month_does() {
+        let unix = |at: SystemTime| paymetrics::clock::unix_seconds(at);
+        for s in [
+            0,
+            1_795_833_600,
+            1_893_456_000 - 1,
+            951_782_400,
+            4_107_542_400,
+        ] {
+            let at = SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+            let day = paymetrics::clock::day_start(at);
+            assert_eq!(SketchKey::daily_active_users(at).start(), unix(day));
+            assert_eq!(SketchKey::daily_senders(at).start(), unix(day));
+            // The month's start: its first day, and the day before is in another month.
+            let month = SketchKey::monthly_active_users(at);
+            let first = SystemTime::UNIX_EPOCH + Duration::from_secs(month.start());
+            assert!(first <= at, "{s}");
+            assert_eq!(SketchKey::monthly_active_users(first), month, "{s}");
+            if let Some(before) = first.checked_sub(Duration::from_secs(1))
+                && before >= SystemTime::UNIX_EPOCH
+                && month.start() > 0
+            {
+                assert_ne!(SketchKey::monthly_active_users(before), month, "{s}");
+            }
+        }
+        let odd = SketchKey {
+            kind: SketchKind::MonthlyActiveUsers,
+            period: u64::MAX,
+        };
+        let _ = odd.start(); // whatever the store holds, no panic
     }
 }

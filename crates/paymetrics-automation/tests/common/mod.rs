@@ -22,8 +22,20 @@ use paymetrics::{
 };
 use paymetrics_automation::{Automation, AutomationBuilder};
 
+#[cfg(feature = "redis")]
+pub mod server;
+
 /// Generous: the machine is a shared 2-core box.
 pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The hourly rollup's points, in the order the tests list their values.
+pub const HOURLY: [&str; 5] = [
+    paymetrics::rollup::HOURLY_TOTAL,
+    paymetrics::rollup::HOURLY_SUCCESS_RATE,
+    paymetrics::rollup::HOURLY_AVG_VALUE,
+    paymetrics::rollup::HOURLY_TOTAL_VOLUME,
+    paymetrics::rollup::HOURLY_TOTAL_FEES,
+];
 
 /// 2030-01-01T00:00:00Z.
 pub const DAY0: u64 = 1_893_456_000;
@@ -325,6 +337,21 @@ pub async fn three_instances_publish_the_fleet_sum_once<S: paymetrics_automation
     assert_eq!(sum(|s| s.kpi_rounds_published), 2, "{stats:?}");
     assert_eq!(sum(|s| s.publications_skipped), 6, "{stats:?}");
     assert_eq!(sum(|s| s.write_failures), 0, "{stats:?}");
+    // Nothing lost, nothing down: every figure published, from complete data.
+    assert_eq!(sum(|s| s.publications_incomplete), 0, "{stats:?}");
+    assert_eq!(sum(|s| s.store_outages), 0, "{stats:?}");
+    assert!(
+        fleet
+            .iter()
+            .all(|i| i.automation().store_reachable() == Some(true))
+    );
+    eprintln!(
+        "normal run: hour 10:00 published {} time(s) with {hourly:?}; KPI rounds published {} \
+         (10:55: {kpis:?}); {} acknowledged writes, 0 failed, 0 withheld",
+        sum(|s| s.hourly_rollups_published),
+        sum(|s| s.kpi_rounds_published),
+        sum(|s| s.writes),
+    );
     for instance in fleet {
         instance.shutdown().await;
     }
