@@ -321,10 +321,18 @@ async fn serve_under_load(
         ));
     }
 
-    // On a terminal, redraw the table every second while the load runs.
+    // On a terminal, redraw the table every second while the load runs. SIGTERM or Ctrl-C ends
+    // the run early, and everything recorded so far is still flushed below.
     let seconds = RUN_FOR.as_secs();
+    let mut signal = std::pin::pin!(paymetrics::shutdown_signal());
     for second in 0..seconds {
-        tokio::time::sleep_until((started + Duration::from_secs(second)).into()).await;
+        tokio::select! {
+            () = tokio::time::sleep_until((started + Duration::from_secs(second)).into()) => {}
+            () = &mut signal => {
+                lock(&load).stopped = true;
+                break;
+            }
+        }
         if screen.live {
             let telemetry = metrics.dogstatsd_telemetry().unwrap_or_default();
             let answered = lock(&load).report.answered();
@@ -949,6 +957,8 @@ impl LoadReport {
 struct Load {
     ids: Vec<String>,
     sent: u64,
+    /// Set on SIGTERM or Ctrl-C: workers finish the request they are in, then stop.
+    stopped: bool,
     report: LoadReport,
 }
 
@@ -961,7 +971,7 @@ async fn generate_load(api: SocketAddr, load: Arc<Mutex<Load>>, deadline: Instan
     while Instant::now() < deadline {
         let known = {
             let mut load = lock(&load);
-            if load.sent == MAX_REQUESTS {
+            if load.sent == MAX_REQUESTS || load.stopped {
                 break;
             }
             load.sent += 1;

@@ -164,6 +164,7 @@ impl SketchKey {
     }
 }
 
+#[cfg(any(feature = "redis", test))]
 impl SketchKey {
     /// When the sketch's period began (Unix seconds): whatever the store lost after this, the
     /// sketch may miss.
@@ -186,6 +187,7 @@ pub(crate) fn month_period(year: i64, month: u32) -> u64 {
 
 /// Days from 1970-01-01 to the first day of `month` (1 to 12) of `year`, by Howard Hinnant's
 /// algorithm (the inverse of `paymetrics::clock::year_month`); 0 before 1970.
+#[cfg(any(feature = "redis", test))]
 fn days_from_civil(year: u64, month: u64) -> u64 {
     // Far past any real period; keeps the arithmetic below in range for corrupt input.
     let year = year.min(1_000_000) as i64 - i64::from(month <= 2);

@@ -1,20 +1,8 @@
 //! DogStatsD configuration: the builder, Datadog's environment variables and the plain
 //! [`DogStatsdConfig`] everything downstream reads.
 //!
-//! Precedence, for every setting: an explicit builder call, then the environment, then the
-//! default. The variables are the ones Datadog's official clients read:
-//!
-//! | variable | effect |
-//! |---|---|
-//! | `DD_DOGSTATSD_URL` | the address (`udp://host:port`, `unix:///path`, `unixgram://`, `unixstream://`); wins over `DD_AGENT_HOST` |
-//! | `DD_AGENT_HOST`, `DD_DOGSTATSD_PORT` | the UDP address (port 8125 by default); `DD_AGENT_HOST` may also hold a `unix://` URL |
-//! | `DD_ENV`, `DD_SERVICE`, `DD_VERSION` | global tags `env:`, `service:`, `version:` |
-//! | `DD_ENTITY_ID` | global tag `dd.internal.entity_id:` |
-//! | `DD_EXTERNAL_ENV` | the `e:` field |
-//! | `DD_ORIGIN_DETECTION_ENABLED` | `false` turns off the `c:` and `e:` fields |
-//! | `DD_CARDINALITY` (or `DATADOG_CARDINALITY`) | the default `card:` field |
-//!
-//! With nothing set, metrics go to `udp://127.0.0.1:8125`.
+//! The environment variables it reads, and their precedence, are documented on the public
+//! [module page](super#configuration).
 
 use std::{fmt, path::PathBuf, str::FromStr, sync::Arc, time::Duration};
 
@@ -206,7 +194,7 @@ pub struct DogStatsdConfig {
     pub histograms_as_distributions: bool,
     /// Client telemetry interval, or `None` when telemetry is off.
     pub telemetry_interval: Option<Duration>,
-    /// How long a send on a Unix socket may block the flusher before the payload is dropped.
+    /// The deadline of every step of a send: resolving a host name, connecting, each write.
     pub write_timeout: Duration,
 }
 
@@ -214,6 +202,10 @@ type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// Builds the DogStatsD exporter; pass it to
 /// [`PaymetricsBuilder::dogstatsd`](crate::PaymetricsBuilder::dogstatsd).
+///
+/// Whatever is not set explicitly is read from Datadog's environment variables (`DD_AGENT_HOST`,
+/// `DD_DOGSTATSD_PORT`, `DD_DOGSTATSD_URL`, `DD_ENV`, ...): see the
+/// [table of variables](super#configuration).
 ///
 /// ```
 /// use paymetrics::dogstatsd::{AgentAddress, DogStatsdBuilder};
@@ -375,7 +367,9 @@ impl DogStatsdBuilder {
         self
     }
 
-    /// How long a Unix-socket send may block the flusher thread (default 100 ms).
+    /// The deadline of every step of a send on the flusher thread (default 100 ms): resolving
+    /// a host name, connecting, each write. Once a write in a flush times out, the rest of that
+    /// flush is dropped and counted.
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
         self.write_timeout = timeout;
         self

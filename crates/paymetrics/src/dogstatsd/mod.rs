@@ -11,6 +11,26 @@
 //! logged through `tracing` at most once per 10 seconds. An address that cannot be reached
 //! when the exporter starts is reported at once, naming the address and the reason.
 //!
+//! # Configuration
+//!
+//! [`DogStatsdBuilder`] reads the variables Datadog's official clients read. Precedence, for
+//! every setting: an explicit builder call, then the environment, then the default.
+//!
+//! | variable | effect |
+//! |---|---|
+//! | `DD_DOGSTATSD_URL` | the address: `udp://host:port`, `unix:///path` (datagram, or stream if the socket is one), `unixgram:///path`, `unixstream:///path`; wins over `DD_AGENT_HOST` |
+//! | `DD_AGENT_HOST` | the Agent's host for UDP (`127.0.0.1` by default); may also hold a `unix://` URL |
+//! | `DD_DOGSTATSD_PORT` | the UDP port with `DD_AGENT_HOST` ([`DEFAULT_PORT`], 8125, by default) |
+//! | `DD_ENV`, `DD_SERVICE`, `DD_VERSION` | global tags `env:`, `service:`, `version:` |
+//! | `DD_ENTITY_ID` | global tag `dd.internal.entity_id:` |
+//! | `DD_EXTERNAL_ENV` | the `e:` field |
+//! | `DD_ORIGIN_DETECTION_ENABLED` | `false` turns off the `c:` (container id) and `e:` fields |
+//! | `DD_CARDINALITY` (or `DATADOG_CARDINALITY`) | the default `card:` field (`none`, `low`, `orchestrator`, `high`) |
+//!
+//! With nothing set, metrics go to `udp://127.0.0.1:8125`. An address that does not parse is
+//! an [`Error::InvalidAddress`](crate::Error::InvalidAddress) when paymetrics is built, never
+//! a panic at the first metric.
+//!
 //! # Under faults
 //!
 //! * **Deadlines.** Resolving a host name, connecting and every write are bounded by the
