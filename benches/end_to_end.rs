@@ -8,7 +8,7 @@
 //! * **end to end**: 1,000,000 `counter!` increments (five labels, values `format!`ed per call)
 //!   spread over 1,000 and over 100,000 series, a 1 s flush interval, sent over UDP to a
 //!   receiver with an 8 MiB receive buffer; the counts received (parsed as the Agent does, with
-//!   `paymetrics_workspace::agent::Aggregate`) must sum to 1,000,000.
+//!   `paymetrics_testkit::agent::Aggregate`) must sum to 1,000,000.
 //! * **bytes per line**: the same five-tag counter line from both exporters.
 //! * **memory**: resident set size (`VmRSS`) before and after registering 100,000 five-label
 //!   series and flushing, divided by the series count; then, for paymetrics, after the series
@@ -33,7 +33,7 @@ use std::{
 use metrics::counter;
 use metrics_exporter_dogstatsd::DogStatsDBuilder;
 use paymetrics::{Paymetrics, PaymetricsBuilder, dogstatsd::DogStatsdBuilder};
-use paymetrics_workspace::agent::{Aggregate, MetricType};
+use paymetrics_testkit::agent::{Aggregate, MetricType};
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// The receive buffer the end-to-end receiver asks for, as the Agent's `dogstatsd_so_rcvbuf`.

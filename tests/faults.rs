@@ -38,7 +38,7 @@ use std::{
 
 use metrics::with_local_recorder;
 use paymetrics::{PaymetricsBuilder, dogstatsd::DogStatsdBuilder};
-use paymetrics_workspace::agent::{Aggregate, MetricType, UdpReceiver};
+use paymetrics_testkit::agent::{Aggregate, MetricType, UdpReceiver};
 
 /// Generous: the machine is a shared 2-core box.
 const DEADLINE: Duration = Duration::from_secs(60);

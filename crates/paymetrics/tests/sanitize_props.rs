@@ -4,7 +4,7 @@
 //! control characters, empty and very long strings) and arbitrary `f64` values (NaN and
 //! infinities included) are recorded through the `metrics` macros into a paymetrics built with
 //! its real DogStatsD exporter, flushed to a real UDP socket and parsed by the Agent's rules
-//! (`paymetrics_workspace::agent::parse_payload`, strict: trailing newline required).
+//! (`paymetrics_testkit::agent::parse_payload`, strict: trailing newline required).
 //!
 //! Properties checked for every flush:
 //!
@@ -40,7 +40,7 @@ use paymetrics::{
     dogstatsd::{DEFAULT_UDP_PAYLOAD_BYTES, DogStatsdBuilder},
     message::{AlertType, Event, Priority, ServiceCheck, ServiceCheckStatus, TimestampedMetric},
 };
-use paymetrics_workspace::agent::{
+use paymetrics_testkit::agent::{
     EventMessage, Message, MetricMessage, MetricType, ServiceCheckMessage, UdpReceiver,
     parse_payload,
 };

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{DEADLINE, QUIET, dogstatsd, dogstatsd_with_env, start, texts};
 use metrics::with_local_recorder;
 use paymetrics::{OVERFLOW_TAG_KEY, PaymetricsBuilder, export::MemoryExporter};
-use paymetrics_workspace::agent::{MetricType, UdpReceiver};
+use paymetrics_testkit::agent::{MetricType, UdpReceiver};
 
 #[test]
 fn environment_precedence_url_over_agent_host_explicit_over_both() {
@@ -296,7 +296,7 @@ fn metrics_exporter_dogstatsd_attached_beside_the_native_exporter() {
 fn an_agent_that_stops_reading_costs_one_timeout_per_flush_not_one_per_payload() {
     // A bound datagram socket nobody reads: its queue fills, then every send would block.
     let dir = std::env::temp_dir();
-    let stalled = paymetrics_workspace::agent::UnixDatagramReceiver::bind_in(&dir).unwrap();
+    let stalled = paymetrics_testkit::agent::UnixDatagramReceiver::bind_in(&dir).unwrap();
     let metrics = PaymetricsBuilder::new()
         .flush_interval(Duration::from_secs(3600))
         .shutdown_timeout(Duration::from_secs(5))

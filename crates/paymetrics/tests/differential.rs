@@ -4,7 +4,7 @@
 //! One deterministic, mixed workload (counters, gauges set, incremented and decremented,
 //! histograms with values from 0.001 to 1e6, several names and label sets) is recorded through
 //! each exporter, each sending over UDP to its own receiver. What arrives is aggregated the way
-//! the Agent would (`paymetrics_workspace::agent::Aggregate`), and the totals per series must
+//! the Agent would (`paymetrics_testkit::agent::Aggregate`), and the totals per series must
 //! agree with each other and with the workload:
 //!
 //! * counters: the same sum, exactly;
@@ -23,7 +23,7 @@ use std::time::Duration;
 use metrics::{Label, with_local_recorder};
 use metrics_exporter_dogstatsd::DogStatsDBuilder;
 use paymetrics::{PaymetricsBuilder, dogstatsd::DogStatsdBuilder};
-use paymetrics_workspace::agent::{Aggregate, MetricType, SeriesKey, UdpReceiver};
+use paymetrics_testkit::agent::{Aggregate, MetricType, SeriesKey, UdpReceiver};
 
 /// How long to wait for every total to arrive; collection stops as soon as they have.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -310,7 +310,7 @@ fn op_series(op: &Op) -> usize {
     }
 }
 
-fn get(agg: &Aggregate, s: &Series) -> Option<paymetrics_workspace::agent::SeriesTotal> {
+fn get(agg: &Aggregate, s: &Series) -> Option<paymetrics_testkit::agent::SeriesTotal> {
     let tags = s.tags();
     let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
     agg.get(s.name, s.wire_type(), &tags)

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use paymetrics_workspace::agent::{MetricType, UdpReceiver};
+use paymetrics_testkit::agent::{MetricType, UdpReceiver};
 
 #[test]
 fn init_reads_the_environment_and_the_guard_flushes_on_drop() {

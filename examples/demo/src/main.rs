@@ -2,9 +2,9 @@
 //! instrumented, and what reaches DogStatsD shown as it arrives.
 //!
 //! ```sh
-//! cargo run --example demo                                   # to a DogStatsD listener inside the demo
-//! REDIS_URL=redis://127.0.0.1:6379 cargo run --example demo  # with a Redis cache in front of SQLite
-//! DD_AGENT_HOST=localhost cargo run --example demo           # to your Datadog Agent instead
+//! cargo run -p paymetrics-demo                                   # to a DogStatsD listener inside the demo
+//! REDIS_URL=redis://127.0.0.1:6379 cargo run -p paymetrics-demo  # with a Redis cache in front of SQLite
+//! DD_AGENT_HOST=localhost cargo run -p paymetrics-demo           # to your Datadog Agent instead
 //! ```
 //!
 //! Everything runs in this process, on 127.0.0.1, and needs nothing installed:
@@ -94,11 +94,11 @@ use paymetrics_collectors::{
 };
 use paymetrics_redis::InstrumentedConnection;
 use paymetrics_sqlx::InstrumentedPool;
+use paymetrics_testkit::agent::{
+    Aggregate, Message, MetricType, SeriesKey, UdpReceiver, parse_payload,
+};
 use paymetrics_tower::{
     ApiMetricsLayer, EndpointTemplate, ExternalServiceMetricsLayer, UserTier, client, server,
-};
-use paymetrics_workspace::agent::{
-    Aggregate, Message, MetricType, SeriesKey, UdpReceiver, parse_payload,
 };
 use redis::{
     AsyncCommands,

@@ -10,7 +10,7 @@ use paymetrics::{
     dogstatsd::Cardinality,
     message::{AlertType, Event, ServiceCheck, ServiceCheckStatus, TimestampedMetric},
 };
-use paymetrics_workspace::agent::{
+use paymetrics_testkit::agent::{
     UdpReceiver, UnixDatagramReceiver, UnixStreamReceiver, parse_payload,
 };
 
@@ -113,7 +113,7 @@ fn payloads_are_packed_up_to_the_limit() {
     for (i, p) in payloads.iter().enumerate() {
         assert!(p.len() <= limit && p.ends_with('\n'), "{p:?}");
         for m in parse_payload(p.as_bytes()).unwrap() {
-            let paymetrics_workspace::agent::Message::Metric(m) = m else {
+            let paymetrics_testkit::agent::Message::Metric(m) = m else {
                 panic!()
             };
             if m.name == "packing.test" {
