@@ -19,7 +19,7 @@ use sqlx::{
 };
 
 use crate::{
-    MeteredDatabase,
+    DriverExecutor, MeteredDatabase,
     execute::Parts,
     pool::Shared,
     series::TableSeries,
@@ -121,7 +121,6 @@ impl<'c, DB, C> Executor<'c> for &'c mut InstrumentedConnection<DB, C>
 where
     DB: MeteredDatabase,
     C: DerefMut<Target = DB::Connection> + Send,
-    for<'a> &'a mut DB::Connection: Executor<'a, Database = DB>,
 {
     type Database = DB;
 
@@ -138,7 +137,7 @@ where
             .shared
             .metrics
             .recording(query.text(), self.table.as_ref());
-        let results = (&mut *self.conn).fetch_many(query);
+        let results = self.conn.executor().fetch_many(query);
         Box::pin(QueryStream::<_, DB>::new(results, recording))
     }
 
@@ -155,7 +154,7 @@ where
             .shared
             .metrics
             .recording(query.text(), self.table.as_ref());
-        let row = (&mut *self.conn).fetch_optional(query);
+        let row = self.conn.executor().fetch_optional(query);
         Box::pin(QueryFuture::new(row, recording))
     }
 
@@ -167,14 +166,14 @@ where
     where
         'c: 'e,
     {
-        (&mut *self.conn).prepare_with(sql, parameters)
+        self.conn.executor().prepare_with(sql, parameters)
     }
 
     fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<Describe<DB>, Error>>
     where
         'c: 'e,
     {
-        (&mut *self.conn).describe(sql)
+        self.conn.executor().describe(sql)
     }
 }
 

@@ -93,10 +93,29 @@
 //! * `sqlite`: [`MeteredDatabase`] for `sqlx::Sqlite`.
 //! * `postgres`: [`MeteredDatabase`] for `sqlx::Postgres`.
 //!
-//! Enable the ones you use. This crate always turns on sqlx's `offline` feature (the one sqlx's
-//! `macros` feature turns on) for sqlx-core and those drivers, because the `Executor::describe`
-//! the wrapper forwards only exists with it. If you also use another sqlx driver in the same
-//! build without sqlx's `macros` feature, turn on that driver's `offline` feature too.
+//! Enable the one for each database you instrument:
+//!
+//! ```toml
+//! [dependencies]
+//! sqlx = { version = "0.9", default-features = false, features = ["runtime-tokio", "sqlite"] }
+//! paymetrics-sqlx = { version = "0.1", features = ["sqlite"] }
+//! ```
+//!
+//! Forgetting it is a compile error that says so, at the first query:
+//!
+//! ```text
+//! error[E0277]: paymetrics-sqlx cannot instrument `Sqlite`
+//!   |     sqlx::query("CREATE TABLE t (id INTEGER)").execute(&pool).await?;
+//!   |                                                        ^^^^ `Sqlite` is not instrumented in this build
+//!   = help: the trait `MeteredDatabase` is not implemented for `Sqlite`
+//!   = note: enable paymetrics-sqlx's feature for `Sqlite`: `sqlite` for `Sqlite`, `postgres` for `Postgres`
+//! ```
+//!
+//! Any set of sqlx features works with this crate: it turns on sqlx's `macros` feature, which
+//! is the one switch that gives sqlx-core and every driver the application enabled the same
+//! `Executor` trait (with the `describe` method the query macros use, which the wrapper
+//! forwards). An application that does not use the macros compiles sqlx's macro crates too;
+//! the default sqlx features already include them.
 //!
 //! # The crate's own `query!` test
 //!
@@ -172,13 +191,48 @@ pub const DEFAULT_MAX_TABLES: usize = 64;
 /// A sqlx database this crate can instrument: it knows how to read the rows affected from its
 /// query results (sqlx has no common trait for that). Implemented for `sqlx::Sqlite` and
 /// `sqlx::Postgres` behind the `sqlite` and `postgres` features.
+///
+/// It is the only requirement the wrappers put on a database, so a missing feature is reported
+/// under this name, with the feature to enable:
+///
+/// ```compile_fail,E0277
+/// # async fn run(pool: sqlx::AnyPool) -> Result<(), sqlx::Error> {
+/// let pool = paymetrics_sqlx::InstrumentedPool::new(pool);
+/// // error[E0277]: paymetrics-sqlx cannot instrument `Any`
+/// sqlx::query("SELECT 1").execute(&pool).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "paymetrics-sqlx cannot instrument `{Self}`",
-    note = "enable paymetrics-sqlx's `sqlite` or `postgres` feature for that database"
+    label = "`{Self}` is not instrumented in this build",
+    note = "enable paymetrics-sqlx's feature for `{Self}`: `sqlite` for `Sqlite`, `postgres` for `Postgres`"
 )]
-pub trait MeteredDatabase: sqlx::Database {
+pub trait MeteredDatabase: sqlx::Database<Connection: DriverExecutor<Self>> {
     /// The rows `result` reports changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
+}
+
+/// A driver's connection, seen as the [`Executor`](sqlx::Executor) its `&mut` is.
+///
+/// Implemented for every connection type whose `&mut` is an sqlx executor (every sqlx driver's);
+/// there is nothing to implement. It exists so that the bound on [`MeteredDatabase`] carries the
+/// driver's executor with it: the wrappers' only requirement is then `DB: MeteredDatabase`, which
+/// the compiler reports by name (with the feature to enable) when it does not hold.
+pub trait DriverExecutor<DB: sqlx::Database>: Send {
+    /// `self` as the driver's executor.
+    fn executor(&mut self) -> impl sqlx::Executor<'_, Database = DB>;
+}
+
+impl<DB, C> DriverExecutor<DB> for C
+where
+    DB: sqlx::Database,
+    C: Send,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = DB>,
+{
+    fn executor(&mut self) -> impl sqlx::Executor<'_, Database = DB> {
+        self
+    }
 }
 
 #[cfg(feature = "sqlite")]
