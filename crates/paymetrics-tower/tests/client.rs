@@ -129,7 +129,7 @@ fn retries_of_one_call_are_recorded_once_under_tower_retry() {
 
     let tags = [
         (SERVICE_NAME, "card-processor"),
-        (ENDPOINT, "/v1/charges/{id}/capture"),
+        (ENDPOINT, "/v1/charges/:id/capture"),
         (METHOD, "POST"),
     ];
     assert_eq!(
