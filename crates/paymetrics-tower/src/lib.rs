@@ -7,7 +7,7 @@
 //!   `api.requests.size` and `api.responses.size` (bytes, counted from the data frames),
 //!   `api.requests.error_rate`, `api.rate_limit.remaining` and an in-flight gauge, tagged with
 //!   `method`, `endpoint` (the route template, as `/v1/payments/:id`), `status_code`,
-//!   `user_tier` and `outcome`.
+//!   `user_tier` and `outcome`. Put it outermost (see [server's layer order](server#layer-order)).
 //! * [`ExternalServiceMetricsLayer`] ([`client`]) wraps an HTTP client service (hyper-util's
 //!   `Client`, or any tower service of `http::Request`s) and records one
 //!   [`ExternalServiceCall`](paymetrics::events::external::ExternalServiceCall) per logical

@@ -12,7 +12,7 @@ use std::{
         Arc, OnceLock, PoisonError, RwLock,
         atomic::{AtomicU64, Ordering::Relaxed},
     },
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use http::{HeaderName, StatusCode};
@@ -24,8 +24,16 @@ use super::{
     REQUESTS_RESPONSE_TIME, REQUESTS_SIZE, RESPONSES_SIZE, STATUS_CLIENT_CLOSED, STATUS_CODE,
     STATUS_INNER_ERROR, USER_TIER, UserTier,
 };
-use super::{layer::Config, route};
+use super::{
+    layer::{Config, OuterTimeout},
+    route,
+};
 use crate::method;
+
+/// How much earlier than its declared duration an outer timeout may seem to fire, seen from this
+/// layer: the outer layer starts its clock just before it calls this one (a few microseconds
+/// earlier), and timers never fire before their deadline.
+const TIMER_SLACK: Duration = Duration::from_millis(1);
 
 /// An address identifying the `metrics` recorder current on this thread.
 fn current_recorder() -> usize {
@@ -89,6 +97,7 @@ impl Cache {
             Arc::new(EndpointSeries::new(
                 endpoint,
                 config.rate_limit_header.clone(),
+                config.outer_timeout,
             ))
         });
         if endpoints.map.len() < MAX_CACHED_ENDPOINTS {
@@ -106,6 +115,7 @@ pub(crate) struct EndpointSeries {
     /// group's.
     endpoint: SharedString,
     pub(crate) rate_limit_header: Option<HeaderName>,
+    outer_timeout: Option<OuterTimeout>,
     in_flight: [OnceLock<Gauge>; method::COUNT],
     series: RwLock<HashMap<SeriesKey, SeriesHandles, FastState>>,
 }
@@ -134,10 +144,15 @@ struct SeriesHandles {
 }
 
 impl EndpointSeries {
-    fn new(endpoint: SharedString, rate_limit_header: Option<HeaderName>) -> Self {
+    fn new(
+        endpoint: SharedString,
+        rate_limit_header: Option<HeaderName>,
+        outer_timeout: Option<OuterTimeout>,
+    ) -> Self {
         Self {
             endpoint,
             rate_limit_header,
+            outer_timeout,
             in_flight: Default::default(),
             series: RwLock::new(HashMap::with_hasher(FastState::default())),
         }
@@ -306,11 +321,19 @@ impl RecordGuard {
         let Some(state) = self.state.take() else {
             return;
         };
-        let elapsed_ms = state.start.elapsed().as_secs_f64() * 1000.0;
-        let status = state.status.unwrap_or(match outcome {
-            Outcome::Cancelled => STATUS_CLIENT_CLOSED,
-            _ => STATUS_INNER_ERROR,
-        });
+        let elapsed = state.start.elapsed();
+        let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
+        let (status, outcome) = match (state.status, outcome) {
+            (Some(status), outcome) => (status, outcome),
+            (None, Outcome::Cancelled) => match state.endpoint.outer_timeout {
+                // The outer timeout layer answered, and the client got its response.
+                Some(timeout) if elapsed + TIMER_SLACK >= timeout.after => {
+                    (timeout.status, Outcome::Completed)
+                }
+                _ => (STATUS_CLIENT_CLOSED, Outcome::Cancelled),
+            },
+            (None, outcome) => (STATUS_INNER_ERROR, outcome),
+        };
         let request_bytes = state.request_bytes.as_ref().map(|n| n.load(Relaxed));
         let key = SeriesKey {
             method: state.method,

@@ -1,8 +1,8 @@
 //! [`ApiMetricsLayer`]: configuration, shared by every service it wraps.
 
-use std::{fmt, sync::Arc};
+use std::{fmt, sync::Arc, time::Duration};
 
-use http::{HeaderName, request::Parts};
+use http::{HeaderName, StatusCode, request::Parts};
 use metrics::SharedString;
 use tower_layer::Layer;
 
@@ -46,6 +46,15 @@ pub(crate) struct Config {
     pub(crate) endpoint_fn: Option<Arc<EndpointFn>>,
     pub(crate) rate_limit_header: Option<HeaderName>,
     pub(crate) routes: Vec<RouteRule>,
+    pub(crate) outer_timeout: Option<OuterTimeout>,
+}
+
+/// A timeout a layer outside [`ApiMetricsLayer`] enforces, see
+/// [`ApiMetricsLayer::outer_timeout`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OuterTimeout {
+    pub(crate) after: Duration,
+    pub(crate) status: u16,
 }
 
 impl fmt::Debug for Shared {
@@ -55,6 +64,7 @@ impl fmt::Debug for Shared {
             .field("endpoint_fn", &config.endpoint_fn.as_ref().map(|_| "Fn"))
             .field("rate_limit_header", &config.rate_limit_header)
             .field("routes", &config.routes)
+            .field("outer_timeout", &config.outer_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -166,6 +176,43 @@ impl ApiMetricsLayer {
     /// Records no `api.rate_limit.remaining`.
     pub fn without_rate_limit_header(self) -> Self {
         self.with(|config| config.rate_limit_header = None)
+    }
+
+    /// Declares that a layer outside this one answers `status` once a request has taken
+    /// `timeout` (tower-http's `TimeoutLayer::with_status_code(status, timeout)`), so that a
+    /// request it cuts short is recorded with that status, as the client saw it, instead of
+    /// [`STATUS_CLIENT_CLOSED`](super::STATUS_CLIENT_CLOSED).
+    ///
+    /// Only needed when this layer sits *inside* the timeout layer. The recommended order puts
+    /// [`ApiMetricsLayer`] outermost, where it sees the timeout's response itself and needs no
+    /// declaration (see the [module documentation](super#layer-order)).
+    ///
+    /// Inside, this layer only sees its response future dropped. It records the drop as the
+    /// timeout (`status`, outcome `completed`, as the outermost position would) when at least
+    /// `timeout` has passed since this layer was called, and as a client disconnect (`499`,
+    /// `cancelled`) otherwise. So declare the duration the outer layer really uses, and keep
+    /// layers that wait before calling this one (an authentication layer with its own I/O)
+    /// outside the timeout or inside this layer: their wait would not be counted.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use axum::{Router, routing::get};
+    /// use http::StatusCode;
+    /// use paymetrics_tower::ApiMetricsLayer;
+    /// use tower_http::timeout::TimeoutLayer;
+    ///
+    /// const TIMEOUT: Duration = Duration::from_secs(10);
+    /// let app: Router = Router::new()
+    ///     .route("/v1/payments/{id}", get(|| async { "{}" }))
+    ///     .layer(ApiMetricsLayer::new().outer_timeout(TIMEOUT, StatusCode::REQUEST_TIMEOUT))
+    ///     .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, TIMEOUT));
+    /// ```
+    pub fn outer_timeout(self, timeout: Duration, status: StatusCode) -> Self {
+        let timeout = OuterTimeout {
+            after: timeout,
+            status: status.as_u16(),
+        };
+        self.with(|config| config.outer_timeout = Some(timeout))
     }
 }
 

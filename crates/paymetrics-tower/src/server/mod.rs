@@ -99,6 +99,44 @@
 //! # }
 //! ```
 //!
+//! # Layer order
+//!
+//! Put [`ApiMetricsLayer`] outermost: it then records what the client receives, whatever the
+//! layers inside it do. A timeout's `408`/`504`, a CORS preflight answer, the compressed size of
+//! a compressed body, a `500` from a caught panic are all seen as sent. With axum, the layer
+//! added last (or listed first in a `ServiceBuilder`) is the outermost:
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{Router, http::StatusCode, routing::get};
+//! use paymetrics_tower::ApiMetricsLayer;
+//! use tower::ServiceBuilder;
+//! use tower_http::{
+//!     compression::CompressionLayer, cors::CorsLayer, timeout::TimeoutLayer, trace::TraceLayer,
+//! };
+//!
+//! let app: Router = Router::new()
+//!     .route("/v1/payments/{id}", get(|| async { "{}" }))
+//!     .layer(
+//!         ServiceBuilder::new()
+//!             .layer(ApiMetricsLayer::new()) // outermost: sees what the client gets
+//!             .layer(TraceLayer::new_for_http())
+//!             .layer(CorsLayer::permissive())
+//!             .layer(CompressionLayer::new())
+//!             .layer(TimeoutLayer::with_status_code(
+//!                 StatusCode::GATEWAY_TIMEOUT,
+//!                 Duration::from_secs(10),
+//!             )),
+//!     );
+//! ```
+//!
+//! (`examples/tower_http_stack.rs` in this crate serves that stack and prints what it records.)
+//!
+//! A layer outside [`ApiMetricsLayer`] that answers without waiting for it is not seen. For a
+//! timeout, the request's future is dropped, which by itself looks like a client that left
+//! (`499`, `cancelled`); declare the timeout with [`ApiMetricsLayer::outer_timeout`] and the
+//! request is recorded with the timeout's status, as in the outermost position.
+//!
 //! # Recording
 //!
 //! The layer keeps the handles of every series it has recorded (a table per route template,
