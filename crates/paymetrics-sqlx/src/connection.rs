@@ -272,6 +272,16 @@ impl<DB: Database> DerefMut for InstrumentedTransaction<'_, DB> {
     }
 }
 
+/// The sqlx transaction inside, for a function typed `&mut sqlx::Transaction<'_, DB>` that cannot
+/// be made generic over the executor: `f(tx.as_mut())`. Its queries are not recorded; see
+/// [the crate documentation](crate#code-typed-against-sqlxs-types) for the generic form, which
+/// is.
+impl<'c, DB: Database> AsMut<Transaction<'c, DB>> for InstrumentedTransaction<'c, DB> {
+    fn as_mut(&mut self) -> &mut Transaction<'c, DB> {
+        &mut self.conn.conn
+    }
+}
+
 impl<DB: Database> fmt::Debug for InstrumentedTransaction<'_, DB> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("InstrumentedTransaction")

@@ -88,6 +88,48 @@
 //! [`sqlx::Acquire`] (such as `sqlx::migrate!().run(&pool)`) also accepts `&InstrumentedPool`,
 //! but gets plain sqlx connections: its connection waits are recorded, its queries are not.
 //!
+//! # Code typed against sqlx's types
+//!
+//! A function that takes `&SqlitePool` or `&mut sqlx::Transaction<'_, Sqlite>` does not accept
+//! the instrumented types. Make it generic over the executor instead, as sqlx recommends: it then
+//! takes `&pool`, `&mut *tx` and `&mut *conn`, instrumented or not, and what runs through the
+//! instrumented ones is recorded.
+//!
+//! ```
+//! use paymetrics_sqlx::InstrumentedPool;
+//! use sqlx::{Executor, Sqlite};
+//!
+//! async fn balance<'c, E>(db: E, account: i64) -> Result<i64, sqlx::Error>
+//! where
+//!     E: Executor<'c, Database = Sqlite>,
+//! {
+//!     sqlx::query_scalar("SELECT coalesce(sum(amount_cents), 0) FROM transfers WHERE account = ?")
+//!         .bind(account)
+//!         .fetch_one(db)
+//!         .await
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), sqlx::Error> {
+//! let pool = InstrumentedPool::new(sqlx::SqlitePool::connect("sqlite::memory:").await?);
+//! sqlx::query("CREATE TABLE transfers (account INTEGER, amount_cents INTEGER)")
+//!     .execute(&pool)
+//!     .await?;
+//!
+//! assert_eq!(balance(&pool, 7).await?, 0); // the pool
+//! let mut tx = pool.begin().await?;
+//! sqlx::query("INSERT INTO transfers VALUES (7, 1250)").execute(&mut *tx).await?;
+//! assert_eq!(balance(&mut *tx, 7).await?, 1250); // a transaction
+//! tx.commit().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Where sqlx itself requires its own pool (`PgListener::connect_with`, `Pool::options`),
+//! [`InstrumentedPool::get_ref`] (or `pool.as_ref()`) hands it over; where a function cannot be
+//! made generic, `tx.as_mut()` hands over the `sqlx::Transaction`. What runs through those is
+//! not recorded. `examples/generic_executor.rs` runs the patterns above, migrations included.
+//!
 //! # Feature flags
 //!
 //! * `sqlite`: [`MeteredDatabase`] for `sqlx::Sqlite`.

@@ -152,7 +152,8 @@ impl<DB: Database> InstrumentedPool<DB> {
         self.shared.metrics.database()
     }
 
-    /// The sqlx pool inside. Queries run through it directly are not recorded.
+    /// The sqlx pool inside, for sqlx APIs that take a `&Pool` (also as
+    /// [`as_ref`](AsRef::as_ref)). Queries run through it directly are not recorded.
     pub fn get_ref(&self) -> &Pool<DB> {
         &self.shared.pool
     }
@@ -271,6 +272,15 @@ impl<DB: Database> fmt::Debug for InstrumentedPool<DB> {
             .field("database", &self.database())
             .field("pool", &self.shared.pool)
             .finish()
+    }
+}
+
+/// The sqlx pool inside, for sqlx APIs that take a `&Pool`, such as
+/// `sqlx::postgres::PgListener::connect_with(pool.as_ref())`. What runs through it is not
+/// recorded.
+impl<DB: Database> AsRef<Pool<DB>> for InstrumentedPool<DB> {
+    fn as_ref(&self) -> &Pool<DB> {
+        &self.shared.pool
     }
 }
 
