@@ -196,6 +196,10 @@ mod tests {
         // A converted spelling matches the same template.
         let rules = [RouteRule::ignore("/v1/payments/:id")];
         assert_eq!(super::resolve("/v1/payments/{id}", &rules), None);
+        // Requests no route matched can be left out too.
+        let rules = [RouteRule::ignore(UNMATCHED_ENDPOINT)];
+        assert_eq!(super::resolve(UNMATCHED_ENDPOINT, &rules), None);
+        assert!(super::resolve("/unmatched", &rules).is_some());
     }
 
     proptest! {
