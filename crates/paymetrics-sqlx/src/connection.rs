@@ -19,7 +19,7 @@ use sqlx::{
 };
 
 use crate::{
-    MeteredDatabase,
+    DriverExecutor, MeteredDatabase,
     execute::Parts,
     pool::Shared,
     series::TableSeries,
@@ -121,7 +121,6 @@ impl<'c, DB, C> Executor<'c> for &'c mut InstrumentedConnection<DB, C>
 where
     DB: MeteredDatabase,
     C: DerefMut<Target = DB::Connection> + Send,
-    for<'a> &'a mut DB::Connection: Executor<'a, Database = DB>,
 {
     type Database = DB;
 
@@ -138,7 +137,7 @@ where
             .shared
             .metrics
             .recording(query.text(), self.table.as_ref());
-        let results = (&mut *self.conn).fetch_many(query);
+        let results = self.conn.executor().fetch_many(query);
         Box::pin(QueryStream::<_, DB>::new(results, recording))
     }
 
@@ -155,7 +154,7 @@ where
             .shared
             .metrics
             .recording(query.text(), self.table.as_ref());
-        let row = (&mut *self.conn).fetch_optional(query);
+        let row = self.conn.executor().fetch_optional(query);
         Box::pin(QueryFuture::new(row, recording))
     }
 
@@ -167,14 +166,14 @@ where
     where
         'c: 'e,
     {
-        (&mut *self.conn).prepare_with(sql, parameters)
+        self.conn.executor().prepare_with(sql, parameters)
     }
 
     fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<Describe<DB>, Error>>
     where
         'c: 'e,
     {
-        (&mut *self.conn).describe(sql)
+        self.conn.executor().describe(sql)
     }
 }
 
@@ -270,6 +269,16 @@ impl<'c, DB: Database> Deref for InstrumentedTransaction<'c, DB> {
 impl<DB: Database> DerefMut for InstrumentedTransaction<'_, DB> {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.conn
+    }
+}
+
+/// The sqlx transaction inside, for a function typed `&mut sqlx::Transaction<'_, DB>` that cannot
+/// be made generic over the executor: `f(tx.as_mut())`. Its queries are not recorded; see
+/// [the crate documentation](crate#code-typed-against-sqlxs-types) for the generic form, which
+/// is.
+impl<'c, DB: Database> AsMut<Transaction<'c, DB>> for InstrumentedTransaction<'c, DB> {
+    fn as_mut(&mut self) -> &mut Transaction<'c, DB> {
+        &mut self.conn.conn
     }
 }
 

@@ -88,15 +88,76 @@
 //! [`sqlx::Acquire`] (such as `sqlx::migrate!().run(&pool)`) also accepts `&InstrumentedPool`,
 //! but gets plain sqlx connections: its connection waits are recorded, its queries are not.
 //!
+//! # Code typed against sqlx's types
+//!
+//! A function that takes `&SqlitePool` or `&mut sqlx::Transaction<'_, Sqlite>` does not accept
+//! the instrumented types. Make it generic over the executor instead, as sqlx recommends: it then
+//! takes `&pool`, `&mut *tx` and `&mut *conn`, instrumented or not, and what runs through the
+//! instrumented ones is recorded.
+//!
+//! ```
+//! use paymetrics_sqlx::InstrumentedPool;
+//! use sqlx::{Executor, Sqlite};
+//!
+//! async fn balance<'c, E>(db: E, account: i64) -> Result<i64, sqlx::Error>
+//! where
+//!     E: Executor<'c, Database = Sqlite>,
+//! {
+//!     sqlx::query_scalar("SELECT coalesce(sum(amount_cents), 0) FROM transfers WHERE account = ?")
+//!         .bind(account)
+//!         .fetch_one(db)
+//!         .await
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), sqlx::Error> {
+//! let pool = InstrumentedPool::new(sqlx::SqlitePool::connect("sqlite::memory:").await?);
+//! sqlx::query("CREATE TABLE transfers (account INTEGER, amount_cents INTEGER)")
+//!     .execute(&pool)
+//!     .await?;
+//!
+//! assert_eq!(balance(&pool, 7).await?, 0); // the pool
+//! let mut tx = pool.begin().await?;
+//! sqlx::query("INSERT INTO transfers VALUES (7, 1250)").execute(&mut *tx).await?;
+//! assert_eq!(balance(&mut *tx, 7).await?, 1250); // a transaction
+//! tx.commit().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Where sqlx itself requires its own pool (`PgListener::connect_with`, `Pool::options`),
+//! [`InstrumentedPool::get_ref`] (or `pool.as_ref()`) hands it over; where a function cannot be
+//! made generic, `tx.as_mut()` hands over the `sqlx::Transaction`. What runs through those is
+//! not recorded. `examples/generic_executor.rs` runs the patterns above, migrations included.
+//!
 //! # Feature flags
 //!
 //! * `sqlite`: [`MeteredDatabase`] for `sqlx::Sqlite`.
 //! * `postgres`: [`MeteredDatabase`] for `sqlx::Postgres`.
 //!
-//! Enable the ones you use. This crate always turns on sqlx's `offline` feature (the one sqlx's
-//! `macros` feature turns on) for sqlx-core and those drivers, because the `Executor::describe`
-//! the wrapper forwards only exists with it. If you also use another sqlx driver in the same
-//! build without sqlx's `macros` feature, turn on that driver's `offline` feature too.
+//! Enable the one for each database you instrument:
+//!
+//! ```toml
+//! [dependencies]
+//! sqlx = { version = "0.9", default-features = false, features = ["runtime-tokio", "sqlite"] }
+//! paymetrics-sqlx = { version = "0.1", features = ["sqlite"] }
+//! ```
+//!
+//! Forgetting it is a compile error that says so, at the first query:
+//!
+//! ```text
+//! error[E0277]: paymetrics-sqlx cannot instrument `Sqlite`
+//!   |     sqlx::query("CREATE TABLE t (id INTEGER)").execute(&pool).await?;
+//!   |                                                        ^^^^ `Sqlite` is not instrumented in this build
+//!   = help: the trait `MeteredDatabase` is not implemented for `Sqlite`
+//!   = note: enable paymetrics-sqlx's feature for `Sqlite`: `sqlite` for `Sqlite`, `postgres` for `Postgres`
+//! ```
+//!
+//! Any set of sqlx features works with this crate: it turns on sqlx's `macros` feature, which
+//! is the one switch that gives sqlx-core and every driver the application enabled the same
+//! `Executor` trait (with the `describe` method the query macros use, which the wrapper
+//! forwards). An application that does not use the macros compiles sqlx's macro crates too;
+//! the default sqlx features already include them.
 //!
 //! # The crate's own `query!` test
 //!
@@ -172,13 +233,48 @@ pub const DEFAULT_MAX_TABLES: usize = 64;
 /// A sqlx database this crate can instrument: it knows how to read the rows affected from its
 /// query results (sqlx has no common trait for that). Implemented for `sqlx::Sqlite` and
 /// `sqlx::Postgres` behind the `sqlite` and `postgres` features.
+///
+/// It is the only requirement the wrappers put on a database, so a missing feature is reported
+/// under this name, with the feature to enable:
+///
+/// ```compile_fail,E0277
+/// # async fn run(pool: sqlx::AnyPool) -> Result<(), sqlx::Error> {
+/// let pool = paymetrics_sqlx::InstrumentedPool::new(pool);
+/// // error[E0277]: paymetrics-sqlx cannot instrument `Any`
+/// sqlx::query("SELECT 1").execute(&pool).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "paymetrics-sqlx cannot instrument `{Self}`",
-    note = "enable paymetrics-sqlx's `sqlite` or `postgres` feature for that database"
+    label = "`{Self}` is not instrumented in this build",
+    note = "enable paymetrics-sqlx's feature for `{Self}`: `sqlite` for `Sqlite`, `postgres` for `Postgres`"
 )]
-pub trait MeteredDatabase: sqlx::Database {
+pub trait MeteredDatabase: sqlx::Database<Connection: DriverExecutor<Self>> {
     /// The rows `result` reports changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
+}
+
+/// A driver's connection, seen as the [`Executor`](sqlx::Executor) its `&mut` is.
+///
+/// Implemented for every connection type whose `&mut` is an sqlx executor (every sqlx driver's);
+/// there is nothing to implement. It exists so that the bound on [`MeteredDatabase`] carries the
+/// driver's executor with it: the wrappers' only requirement is then `DB: MeteredDatabase`, which
+/// the compiler reports by name (with the feature to enable) when it does not hold.
+pub trait DriverExecutor<DB: sqlx::Database>: Send {
+    /// `self` as the driver's executor.
+    fn executor(&mut self) -> impl sqlx::Executor<'_, Database = DB>;
+}
+
+impl<DB, C> DriverExecutor<DB> for C
+where
+    DB: sqlx::Database,
+    C: Send,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = DB>,
+{
+    fn executor(&mut self) -> impl sqlx::Executor<'_, Database = DB> {
+        self
+    }
 }
 
 #[cfg(feature = "sqlite")]

@@ -12,8 +12,8 @@ use sqlx::{
 };
 
 use crate::{
-    DEFAULT_DATABASE, DEFAULT_MAX_TABLES, InstrumentedPoolConnection, InstrumentedTransaction,
-    MeteredDatabase,
+    DEFAULT_DATABASE, DEFAULT_MAX_TABLES, DriverExecutor, InstrumentedPoolConnection,
+    InstrumentedTransaction, MeteredDatabase,
     execute::Parts,
     series::{PoolMetrics, TableSeries},
     stream::{Generator, QueryFuture, QueryStream},
@@ -152,7 +152,8 @@ impl<DB: Database> InstrumentedPool<DB> {
         self.shared.metrics.database()
     }
 
-    /// The sqlx pool inside. Queries run through it directly are not recorded.
+    /// The sqlx pool inside, for sqlx APIs that take a `&Pool` (also as
+    /// [`as_ref`](AsRef::as_ref)). Queries run through it directly are not recorded.
     pub fn get_ref(&self) -> &Pool<DB> {
         &self.shared.pool
     }
@@ -274,6 +275,15 @@ impl<DB: Database> fmt::Debug for InstrumentedPool<DB> {
     }
 }
 
+/// The sqlx pool inside, for sqlx APIs that take a `&Pool`, such as
+/// `sqlx::postgres::PgListener::connect_with(pool.as_ref())`. What runs through it is not
+/// recorded.
+impl<DB: Database> AsRef<Pool<DB>> for InstrumentedPool<DB> {
+    fn as_ref(&self) -> &Pool<DB> {
+        &self.shared.pool
+    }
+}
+
 impl<DB: Database> From<Pool<DB>> for InstrumentedPool<DB> {
     fn from(pool: Pool<DB>) -> Self {
         Self::new(pool)
@@ -283,7 +293,6 @@ impl<DB: Database> From<Pool<DB>> for InstrumentedPool<DB> {
 impl<'p, DB> Executor<'p> for &'_ InstrumentedPool<DB>
 where
     DB: MeteredDatabase,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
     type Database = DB;
 
@@ -303,7 +312,7 @@ where
         // Acquire and stream in one generator (as `&Pool` does), timing the acquire.
         let results = Generator::new(move |results| async move {
             let mut conn = shared.acquire().await?;
-            let mut stream = conn.fetch_many(query);
+            let mut stream = conn.executor().fetch_many(query);
             while let Some(result) = stream.try_next().await? {
                 results.send(result).await;
             }
@@ -326,7 +335,14 @@ where
             .recording(query.text(), self.table.as_ref());
         let shared = Arc::clone(&self.shared);
         Box::pin(QueryFuture::new(
-            async move { shared.acquire().await?.fetch_optional(query).await },
+            async move {
+                shared
+                    .acquire()
+                    .await?
+                    .executor()
+                    .fetch_optional(query)
+                    .await
+            },
             recording,
         ))
     }
@@ -340,12 +356,19 @@ where
         'p: 'e,
     {
         let shared = Arc::clone(&self.shared);
-        Box::pin(async move { shared.acquire().await?.prepare_with(sql, parameters).await })
+        Box::pin(async move {
+            shared
+                .acquire()
+                .await?
+                .executor()
+                .prepare_with(sql, parameters)
+                .await
+        })
     }
 
     fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<Describe<DB>, Error>> {
         let shared = Arc::clone(&self.shared);
-        Box::pin(async move { shared.acquire().await?.describe(sql).await })
+        Box::pin(async move { shared.acquire().await?.executor().describe(sql).await })
     }
 }
 

@@ -531,3 +531,38 @@ fn connections_describe_and_explicit_tables() {
         Some(3)
     );
 }
+
+/// sqlx APIs that insist on `&PgPool` get the inner pool; the rest of the exchange is recorded.
+#[test]
+fn a_listener_connects_through_the_inner_pool() {
+    let channel = unique_table("channel");
+    let recorded = common::capture(|| async {
+        let bare = PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&postgres_url())
+            .await
+            .expect("PostgreSQL at PAYMETRICS_TEST_POSTGRES_URL");
+        let pool = InstrumentedPool::builder(bare).database(DB).build();
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool.as_ref())
+            .await
+            .unwrap();
+        listener.listen(&channel).await.unwrap();
+        sqlx::query("SELECT pg_notify($1, 'captured')")
+            .bind(&channel)
+            .execute(&pool)
+            .await
+            .unwrap();
+        let notification = tokio::time::timeout(Duration::from_secs(30), listener.recv())
+            .await
+            .expect("a notification in time")
+            .unwrap();
+        assert_eq!(
+            (notification.channel(), notification.payload()),
+            (channel.as_str(), "captured")
+        );
+    });
+    assert_eq!(
+        recorded.counter(QUERIES_COUNT, &tags("select", "unknown")),
+        Some(1)
+    );
+}

@@ -637,3 +637,75 @@ fn describe_prepare_and_acquire_reach_the_inner_pool() {
         Some(4)
     );
 }
+
+/// A repository function written as the crate documentation recommends: generic over the
+/// executor instead of typed `&SqlitePool` or `&mut Transaction`.
+async fn amount<'c, E>(db: E, id: i64) -> Option<i64>
+where
+    E: Executor<'c, Database = Sqlite>,
+{
+    sqlx::query_scalar("SELECT amount_cents FROM payments WHERE id = ?")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+        .expect("select")
+}
+
+#[test]
+fn generic_executor_functions_take_the_instrumented_pool_transaction_and_connection() {
+    let recorded = capture(|| async {
+        let (bare, pool) = pool(2).await;
+        sqlx::query("INSERT INTO payments VALUES (1, 1250, 'EUR')")
+            .execute(&bare)
+            .await
+            .unwrap();
+
+        assert_eq!(amount(&pool, 1).await, Some(1250));
+        let mut tx = pool.begin().await.unwrap();
+        assert_eq!(amount(&mut *tx, 1).await, Some(1250));
+        // Code typed against sqlx's transaction gets it, unrecorded.
+        let inner: &mut sqlx::Transaction<'static, Sqlite> = tx.as_mut();
+        assert_eq!(amount(&mut **inner, 1).await, Some(1250));
+        tx.commit().await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        assert_eq!(amount(&mut *conn, 1).await, Some(1250));
+        drop(conn);
+        // And the same function still takes sqlx's own pool, unrecorded.
+        assert_eq!(amount(pool.get_ref(), 1).await, Some(1250));
+        assert_eq!(amount(&bare, 2).await, None);
+    });
+    assert_eq!(
+        recorded.counter(QUERIES_COUNT, &tags("select", "payments")),
+        Some(3),
+        "the pool, the transaction and the connection; not the inner transaction or pools"
+    );
+}
+
+#[test]
+fn migrations_run_on_the_inner_pool_or_the_instrumented_one() {
+    let recorded = capture(|| async {
+        for inner in [true, false] {
+            let bare = SqlitePool::connect("sqlite::memory:").await.unwrap();
+            let pool = InstrumentedPool::builder(bare).database(DB).build();
+            let migrator = sqlx::migrate!("tests/migrations");
+            if inner {
+                migrator.run(pool.as_ref()).await.unwrap();
+            } else {
+                migrator.run(&pool).await.unwrap();
+            }
+            sqlx::query("INSERT INTO payments (amount_cents, currency) VALUES (99, 'USD')")
+                .execute(&pool)
+                .await
+                .expect("the migrated table");
+        }
+    });
+    // The migrations' own statements are not queries of the app; the inserts are.
+    assert_eq!(
+        recorded.counter(QUERIES_COUNT, &tags("insert", "payments")),
+        Some(2)
+    );
+    assert_eq!(
+        recorded.counter(QUERIES_COUNT, &tags("other", "unknown")),
+        None
+    );
+}

@@ -1,12 +1,13 @@
-//! Tower middleware for [`paymetrics`]: the seed's `track_api_request` and
-//! `track_external_service_call` as layers a service adds in one line.
+//! Tower middleware for [`paymetrics`]: API and external-service metrics as layers a service
+//! adds in one line.
 //!
 //! * [`ApiMetricsLayer`] ([`server`]) wraps your HTTP server (an axum router, or any tower
 //!   service of `http::Request`s served by hyper) and records, for every request, exactly once:
 //!   `api.requests.count`, `api.requests.response_time` (ms, to the end of the response body),
 //!   `api.requests.size` and `api.responses.size` (bytes, counted from the data frames),
 //!   `api.requests.error_rate`, `api.rate_limit.remaining` and an in-flight gauge, tagged with
-//!   `method`, `endpoint` (the route template), `status_code`, `user_tier` and `outcome`.
+//!   `method`, `endpoint` (the route template, as `/v1/payments/:id`), `status_code`,
+//!   `user_tier` and `outcome`. Put it outermost (see [server's layer order](server#layer-order)).
 //! * [`ExternalServiceMetricsLayer`] ([`client`]) wraps an HTTP client service (hyper-util's
 //!   `Client`, or any tower service of `http::Request`s) and records one
 //!   [`ExternalServiceCall`](paymetrics::events::external::ExternalServiceCall) per logical
@@ -63,5 +64,7 @@ pub mod client;
 mod method;
 pub mod server;
 
-pub use client::{CircuitBreakerState, EndpointTemplate, ExternalServiceMetricsLayer};
+pub use client::{
+    CircuitBreakerState, CircuitState, EndpointTemplate, ExternalServiceMetricsLayer,
+};
 pub use server::{ApiMetricsLayer, UserTier};

@@ -24,9 +24,9 @@ use paymetrics::events::external::{
     CALLS_COUNT, CALLS_RESPONSE_TIME, CALLS_RETRY_COUNT, CALLS_SUCCESS_RATE, CIRCUIT_BREAKER_STATE,
     ENDPOINT, METHOD, SERVICE_NAME, SUCCESS,
 };
+// Everything a user names to wire a circuit breaker is at the crate's root.
 use paymetrics_tower::{
-    EndpointTemplate, ExternalServiceMetricsLayer,
-    client::{CircuitBreakerState, CircuitState},
+    CircuitBreakerState, CircuitState, EndpointTemplate, ExternalServiceMetricsLayer,
 };
 use support::{Never, run};
 use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt, retry::Policy, service_fn};
@@ -129,7 +129,7 @@ fn retries_of_one_call_are_recorded_once_under_tower_retry() {
 
     let tags = [
         (SERVICE_NAME, "card-processor"),
-        (ENDPOINT, "/v1/charges/{id}/capture"),
+        (ENDPOINT, "/v1/charges/:id/capture"),
         (METHOD, "POST"),
     ];
     assert_eq!(

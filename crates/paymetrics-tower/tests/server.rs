@@ -81,7 +81,7 @@ fn success_records_every_api_metric_once_with_the_route_template() {
         assert_eq!((status, &body[..]), (StatusCode::OK, &b"paid"[..]));
     });
 
-    let t = tags("POST", "/v1/payments/{id}", "200", "premium", "completed");
+    let t = tags("POST", "/v1/payments/:id", "200", "premium", "completed");
     assert_eq!(recorded.counter(REQUESTS_COUNT, &t), 1);
     assert_eq!(recorded.series(REQUESTS_COUNT).len(), 1);
     let time = recorded.histogram(REQUESTS_RESPONSE_TIME, &t);
@@ -104,7 +104,7 @@ fn success_records_every_api_metric_once_with_the_route_template() {
         recorded.gauge(RATE_LIMIT_REMAINING, rate_limit_tags),
         Some(42.0)
     );
-    let in_flight = [(METHOD, "POST"), (ENDPOINT, "/v1/payments/{id}")];
+    let in_flight = [(METHOD, "POST"), (ENDPOINT, "/v1/payments/:id")];
     assert_eq!(recorded.gauge(REQUESTS_IN_FLIGHT, &in_flight), Some(0.0));
     assert_eq!(
         recorded.names(),
@@ -223,7 +223,7 @@ fn an_inner_service_error_is_recorded_once_as_an_error() {
 
     let ok = tags("GET", "/v1/health", "200", "unknown", "completed");
     assert_eq!(recorded.counter(REQUESTS_COUNT, &ok), 1);
-    let failed = tags("GET", "/v1/ledger/{account}", "500", "unknown", "error");
+    let failed = tags("GET", "/v1/ledger/:account", "500", "unknown", "error");
     assert_eq!(recorded.counter(REQUESTS_COUNT, &failed), 1);
     assert_eq!(recorded.series(REQUESTS_COUNT).len(), 2);
     assert_eq!(
@@ -231,7 +231,7 @@ fn an_inner_service_error_is_recorded_once_as_an_error() {
         1
     );
     assert_eq!(recorded.histogram(RESPONSES_SIZE, &failed).sum, 0.0);
-    let in_flight = [(METHOD, "GET"), (ENDPOINT, "/v1/ledger/{account}")];
+    let in_flight = [(METHOD, "GET"), (ENDPOINT, "/v1/ledger/:account")];
     assert_eq!(recorded.gauge(REQUESTS_IN_FLIGHT, &in_flight), Some(0.0));
 }
 
@@ -289,7 +289,7 @@ fn a_streaming_body_is_measured_by_its_frames_and_timed_to_its_end() {
         assert_eq!(body.len(), 6000);
     });
 
-    let t = tags("GET", "/v1/statements/{id}", "200", "unknown", "completed");
+    let t = tags("GET", "/v1/statements/:id", "200", "unknown", "completed");
     assert_eq!(recorded.counter(REQUESTS_COUNT, &t), 1);
     let size = recorded.histogram(RESPONSES_SIZE, &t);
     assert_eq!((size.count, size.sum), (1, 6000.0));
@@ -355,7 +355,7 @@ fn a_client_that_disconnects_mid_body_is_recorded_as_cancelled() {
         let first = body.frame().await.expect("a frame").expect("not an error");
         assert!(first.is_data());
 
-        let in_flight = [(METHOD, "GET"), (ENDPOINT, "/v1/exports/{id}")];
+        let in_flight = [(METHOD, "GET"), (ENDPOINT, "/v1/exports/:id")];
         assert_eq!(
             ctx.recorded().gauge(REQUESTS_IN_FLIGHT, &in_flight),
             Some(1.0)
@@ -375,7 +375,7 @@ fn a_client_that_disconnects_mid_body_is_recorded_as_cancelled() {
         dropped_rx.await.expect("the server dropped the body");
     });
 
-    let t = tags("GET", "/v1/exports/{id}", "200", "unknown", "cancelled");
+    let t = tags("GET", "/v1/exports/:id", "200", "unknown", "cancelled");
     assert_eq!(recorded.counter(REQUESTS_COUNT, &t), 1);
     assert_eq!(
         recorded.series(REQUESTS_COUNT).len(),
@@ -389,7 +389,7 @@ fn a_client_that_disconnects_mid_body_is_recorded_as_cancelled() {
     let size = recorded.histogram(RESPONSES_SIZE, &t);
     assert_eq!(size.count, 1);
     assert!(size.sum >= 16.0 * 1024.0, "{size:?}");
-    let in_flight = [(METHOD, "GET"), (ENDPOINT, "/v1/exports/{id}")];
+    let in_flight = [(METHOD, "GET"), (ENDPOINT, "/v1/exports/:id")];
     assert_eq!(recorded.gauge(REQUESTS_IN_FLIGHT, &in_flight), Some(0.0));
 }
 
@@ -438,7 +438,7 @@ fn a_thousand_raw_paths_under_one_route_are_one_series() {
         }
     });
 
-    let t = tags("GET", "/v1/users/{id}", "200", "unknown", "completed");
+    let t = tags("GET", "/v1/users/:id", "200", "unknown", "completed");
     assert_eq!(recorded.series(REQUESTS_COUNT).len(), 1);
     assert_eq!(recorded.counter(REQUESTS_COUNT, &t), 1000);
     assert_eq!(recorded.histogram(REQUESTS_RESPONSE_TIME, &t).count, 1000);

@@ -1334,7 +1334,7 @@ fn recorded_series(snapshots: &[Snapshot]) -> Vec<Series> {
                     values: h.buckets().map(|(v, n)| (v, n as f64)).collect(),
                 }),
             };
-            // As they go out on the wire: `{id}` becomes `_id_`, for one.
+            // As they go out on the wire: `{id}` becomes `:id`, for one.
             let labels = series.key.labels();
             let mut tags: Vec<String> = labels.map(|l| sanitize::tag(l.key(), l.value())).collect();
             tags.sort();
@@ -1755,13 +1755,6 @@ fn status_lines(received: Option<&Aggregate>, telemetry: &ClientTelemetry) -> St
 
 // The checks.
 
-/// A tag value as it goes out on the wire, as the series hold it.
-fn on_the_wire(key: &str, value: &str) -> String {
-    let tag = sanitize::tag(key, value);
-    tag.split_once(':')
-        .map_or(tag.clone(), |(_, v)| v.to_owned())
-}
-
 /// One line of the summary.
 struct Check {
     what: &'static str,
@@ -1811,7 +1804,10 @@ fn summarize(
         use server::{ENDPOINT, METHOD, REQUESTS_COUNT, REQUESTS_IN_FLIGHT, STATUS_CODE};
         let counted = view.count(REQUESTS_COUNT, &[]);
         let split_matches = load.responses.iter().all(|(&(method, route, status), &n)| {
-            let (route, status) = (on_the_wire(ENDPOINT, route), status.to_string());
+            let (route, status) = (
+                paymetrics_tower::server::endpoint_tag(route).into_owned(),
+                status.to_string(),
+            );
             let tags = [(METHOD, method), (ENDPOINT, &route), (STATUS_CODE, &status)];
             view.count(REQUESTS_COUNT, &tags) == n as f64
         });

@@ -10,7 +10,7 @@ use paymetrics::events::external::CircuitState;
 ///
 /// ```
 /// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
-/// use paymetrics_tower::{ExternalServiceMetricsLayer, client::CircuitState};
+/// use paymetrics_tower::{CircuitState, ExternalServiceMetricsLayer};
 ///
 /// let open = Arc::new(AtomicBool::new(false)); // however your breaker keeps its state
 /// let layer = ExternalServiceMetricsLayer::new("card-processor").circuit_breaker({

@@ -8,9 +8,9 @@ use tower::retry::RetryLayer;
 use tower_layer::{Layer, Stack};
 
 use super::{CircuitBreakerState, CountRetries, ExternalServiceMetrics};
+use crate::server::endpoint_tag;
 
-/// The `endpoint` of calls whose request carries no [`EndpointTemplate`](super::EndpointTemplate)
-/// (the seed's default).
+/// The `endpoint` of calls whose request carries no [`EndpointTemplate`](super::EndpointTemplate).
 pub const DEFAULT_ENDPOINT: &str = "unknown";
 
 /// Records one [`ExternalServiceCall`](paymetrics::events::external::ExternalServiceCall) per
@@ -70,9 +70,12 @@ impl ExternalServiceMetricsLayer {
     }
 
     /// The `endpoint` of calls whose request carries no [`EndpointTemplate`](super::EndpointTemplate)
-    /// ([`DEFAULT_ENDPOINT`] otherwise); handy for a client that calls one endpoint.
+    /// ([`DEFAULT_ENDPOINT`] otherwise); handy for a client that calls one endpoint. Recorded as
+    /// [`endpoint_tag`](crate::server::endpoint_tag) writes it, like every template.
     pub fn default_endpoint(mut self, template: impl Into<SharedString>) -> Self {
-        Arc::make_mut(&mut self.config).default_endpoint = template.into();
+        let template: SharedString = template.into();
+        let endpoint = SharedString::from(endpoint_tag(&template).into_owned());
+        Arc::make_mut(&mut self.config).default_endpoint = endpoint;
         self
     }
 

@@ -1,5 +1,5 @@
-//! Outbound external-service metrics: the seed's `track_external_service_call` as a tower layer,
-//! [`ExternalServiceMetricsLayer`], for HTTP clients.
+//! Outbound external-service metrics as a tower layer, [`ExternalServiceMetricsLayer`], for
+//! HTTP clients.
 //!
 //! Each logical call through the wrapped client records one
 //! [`ExternalServiceCall`](paymetrics::events::external::ExternalServiceCall), so the metric
@@ -15,8 +15,10 @@
 //!
 //! Tags: `service_name` (given to [`ExternalServiceMetricsLayer::new`]), `endpoint` (the
 //! [`EndpointTemplate`] in the request's extensions, or
-//! [`ExternalServiceMetricsLayer::default_endpoint`]; never the URL) and `method` (a closed
-//! set, `other` for extension methods).
+//! [`ExternalServiceMetricsLayer::default_endpoint`]; never the URL; recorded with `:name`
+//! parameters as [`endpoint_tag`](crate::server::endpoint_tag) writes them, so
+//! `/v1/charges/{id}` is `endpoint:/v1/charges/:id` in Datadog) and `method` (a closed set,
+//! `other` for extension methods).
 //!
 //! # Usage
 //!
@@ -102,7 +104,8 @@ use metrics::SharedString;
 pub struct EndpointTemplate(SharedString);
 
 impl EndpointTemplate {
-    /// A template named by a string constant, for example `/v1/charges/{id}`.
+    /// A template named by a string constant, for example `/v1/charges/{id}` (recorded as
+    /// `/v1/charges/:id`, see [`endpoint_tag`](crate::server::endpoint_tag)).
     pub const fn new(template: &'static str) -> Self {
         Self(SharedString::const_str(template))
     }

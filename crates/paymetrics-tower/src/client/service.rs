@@ -2,6 +2,7 @@
 //! [`ExternalServiceMetricsLayer`](super::ExternalServiceMetricsLayer) wraps around a client.
 
 use std::{
+    borrow::Cow,
     fmt,
     sync::{Arc, atomic::AtomicU32},
     task::{Context, Poll},
@@ -9,10 +10,11 @@ use std::{
 };
 
 use http::{Request, Response};
+use metrics::SharedString;
 use tower_service::Service;
 
 use super::{EndpointTemplate, ResponseFuture, RetryCounter, future::PendingCall, layer::Config};
-use crate::method;
+use crate::{method, server::endpoint_tag};
 
 /// Records one external-service call per request to the client `S`; built by
 /// [`ExternalServiceMetricsLayer`](super::ExternalServiceMetricsLayer).
@@ -67,10 +69,14 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let start = Instant::now();
-        let endpoint = request
-            .extensions()
-            .get::<EndpointTemplate>()
-            .map_or_else(|| self.config.default_endpoint.clone(), |e| e.0.clone());
+        let endpoint = match request.extensions().get::<EndpointTemplate>() {
+            // Braces would reach Datadog as `_`: `/v1/charges/{id}` is sent as `/v1/charges/:id`.
+            Some(template) => match endpoint_tag(template.as_str()) {
+                Cow::Borrowed(_) => template.0.clone(),
+                Cow::Owned(converted) => SharedString::from(converted),
+            },
+            None => self.config.default_endpoint.clone(),
+        };
         let retries = Arc::new(AtomicU32::new(0));
         request
             .extensions_mut()

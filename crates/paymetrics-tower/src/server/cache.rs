@@ -12,7 +12,7 @@ use std::{
         Arc, OnceLock, PoisonError, RwLock,
         atomic::{AtomicU64, Ordering::Relaxed},
     },
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use http::{HeaderName, StatusCode};
@@ -24,7 +24,16 @@ use super::{
     REQUESTS_RESPONSE_TIME, REQUESTS_SIZE, RESPONSES_SIZE, STATUS_CLIENT_CLOSED, STATUS_CODE,
     STATUS_INNER_ERROR, USER_TIER, UserTier,
 };
+use super::{
+    layer::{Config, OuterTimeout},
+    route,
+};
 use crate::method;
+
+/// How much earlier than its declared duration an outer timeout may seem to fire, seen from this
+/// layer: the outer layer starts its clock just before it calls this one (a few microseconds
+/// earlier), and timers never fire before their deadline.
+const TIMER_SLACK: Duration = Duration::from_millis(1);
 
 /// An address identifying the `metrics` recorder current on this thread.
 fn current_recorder() -> usize {
@@ -43,16 +52,14 @@ struct Endpoints {
     /// layer served a request before paymetrics was installed, or a test swapped recorders),
     /// the table starts afresh so that no request is recorded into a stale recorder.
     recorder: usize,
-    map: HashMap<SharedString, Arc<EndpointSeries>, FastState>,
+    /// Keyed by the template as the request carries it; `None` for an ignored route.
+    map: HashMap<SharedString, Option<Arc<EndpointSeries>>, FastState>,
 }
 
 impl Cache {
-    /// The series of `endpoint`, created on first use.
-    pub(crate) fn endpoint(
-        &self,
-        endpoint: &str,
-        rate_limit_header: &Option<HeaderName>,
-    ) -> Arc<EndpointSeries> {
+    /// The series of the route `template`, created on first use; `None` if the route is
+    /// ignored.
+    pub(crate) fn endpoint(&self, template: &str, config: &Config) -> Option<Arc<EndpointSeries>> {
         let recorder = current_recorder();
         {
             let endpoints = self
@@ -60,21 +67,21 @@ impl Cache {
                 .read()
                 .unwrap_or_else(PoisonError::into_inner);
             if endpoints.recorder == recorder
-                && let Some(series) = endpoints.map.get(endpoint)
+                && let Some(series) = endpoints.map.get(template)
             {
-                return Arc::clone(series);
+                return series.clone();
             }
         }
-        self.create(endpoint, rate_limit_header, recorder)
+        self.create(template, config, recorder)
     }
 
     #[cold]
     fn create(
         &self,
-        endpoint: &str,
-        rate_limit_header: &Option<HeaderName>,
+        template: &str,
+        config: &Config,
         recorder: usize,
-    ) -> Arc<EndpointSeries> {
+    ) -> Option<Arc<EndpointSeries>> {
         let mut endpoints = self
             .endpoints
             .write()
@@ -83,13 +90,19 @@ impl Cache {
             endpoints.map.clear();
             endpoints.recorder = recorder;
         }
-        if let Some(series) = endpoints.map.get(endpoint) {
-            return Arc::clone(series);
+        if let Some(series) = endpoints.map.get(template) {
+            return series.clone();
         }
-        let name = SharedString::from(endpoint.to_owned());
-        let series = Arc::new(EndpointSeries::new(name.clone(), rate_limit_header.clone()));
+        let series = route::resolve(template, &config.routes).map(|endpoint| {
+            Arc::new(EndpointSeries::new(
+                endpoint,
+                config.rate_limit_header.clone(),
+                config.outer_timeout,
+            ))
+        });
         if endpoints.map.len() < MAX_CACHED_ENDPOINTS {
-            endpoints.map.insert(name, Arc::clone(&series));
+            let key = SharedString::from(template.to_owned());
+            endpoints.map.insert(key, series.clone());
         }
         series
     }
@@ -98,8 +111,11 @@ impl Cache {
 /// One route template: its in-flight gauges and the handles of its series.
 #[derive(Debug)]
 pub(crate) struct EndpointSeries {
+    /// The tag value: the template as [`endpoint_tag`](super::endpoint_tag) writes it, or its
+    /// group's.
     endpoint: SharedString,
     pub(crate) rate_limit_header: Option<HeaderName>,
+    outer_timeout: Option<OuterTimeout>,
     in_flight: [OnceLock<Gauge>; method::COUNT],
     series: RwLock<HashMap<SeriesKey, SeriesHandles, FastState>>,
 }
@@ -128,10 +144,15 @@ struct SeriesHandles {
 }
 
 impl EndpointSeries {
-    fn new(endpoint: SharedString, rate_limit_header: Option<HeaderName>) -> Self {
+    fn new(
+        endpoint: SharedString,
+        rate_limit_header: Option<HeaderName>,
+        outer_timeout: Option<OuterTimeout>,
+    ) -> Self {
         Self {
             endpoint,
             rate_limit_header,
+            outer_timeout,
             in_flight: Default::default(),
             series: RwLock::new(HashMap::with_hasher(FastState::default())),
         }
@@ -230,6 +251,11 @@ struct Exchange {
 }
 
 impl RecordGuard {
+    /// A guard for a request of an ignored route: records nothing.
+    pub(crate) fn ignored() -> Self {
+        Self { state: None }
+    }
+
     /// Starts an exchange: counts it in flight.
     pub(crate) fn start(
         start: Instant,
@@ -295,11 +321,19 @@ impl RecordGuard {
         let Some(state) = self.state.take() else {
             return;
         };
-        let elapsed_ms = state.start.elapsed().as_secs_f64() * 1000.0;
-        let status = state.status.unwrap_or(match outcome {
-            Outcome::Cancelled => STATUS_CLIENT_CLOSED,
-            _ => STATUS_INNER_ERROR,
-        });
+        let elapsed = state.start.elapsed();
+        let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
+        let (status, outcome) = match (state.status, outcome) {
+            (Some(status), outcome) => (status, outcome),
+            (None, Outcome::Cancelled) => match state.endpoint.outer_timeout {
+                // The outer timeout layer answered, and the client got its response.
+                Some(timeout) if elapsed + TIMER_SLACK >= timeout.after => {
+                    (timeout.status, Outcome::Completed)
+                }
+                _ => (STATUS_CLIENT_CLOSED, Outcome::Cancelled),
+            },
+            (None, outcome) => (STATUS_INNER_ERROR, outcome),
+        };
         let request_bytes = state.request_bytes.as_ref().map(|n| n.load(Relaxed));
         let key = SeriesKey {
             method: state.method,
@@ -429,7 +463,9 @@ mod tests {
     fn a_guard_records_once_and_returns_the_in_flight_gauge_to_zero() {
         let recorded = paymetrics::testing::capture(|| {
             let cache = Cache::default();
-            let series = cache.endpoint("/x", &None);
+            let series = cache
+                .endpoint("/x", &Config::default())
+                .expect("not ignored");
             let mut guard = RecordGuard::start(Instant::now(), Arc::clone(&series), 0, None, None);
             assert!(!guard.head(&http::Response::new(()).into_parts().0));
             guard.finish(Outcome::Completed);

@@ -1,19 +1,19 @@
 //! [`ApiMetricsLayer`]: configuration, shared by every service it wraps.
 
-use std::{fmt, sync::Arc};
+use std::{fmt, sync::Arc, time::Duration};
 
-use http::{HeaderName, request::Parts};
+use http::{HeaderName, StatusCode, request::Parts};
 use metrics::SharedString;
 use tower_layer::Layer;
 
-use super::{ApiMetrics, cache::Cache};
+use super::{ApiMetrics, cache::Cache, route::RouteRule};
 
 /// The response header [`ApiMetricsLayer::new`] reads `api.rate_limit.remaining` from.
 pub const DEFAULT_RATE_LIMIT_HEADER: &str = "x-ratelimit-remaining";
 
 type EndpointFn = dyn Fn(&Parts) -> Option<SharedString> + Send + Sync;
 
-/// Records the seed's API metrics for every request of the service it wraps; see the
+/// Records the API metrics for every request of the service it wraps; see the
 /// [module documentation](super) for the metrics, tags and when a request ends.
 ///
 /// Cheap to clone: clones share their configuration and their table of cached handles, so a
@@ -33,17 +33,38 @@ pub struct ApiMetricsLayer {
     shared: Arc<Shared>,
 }
 
+/// What every service of one layer shares: its configuration and its cached handles.
 pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) cache: Cache,
+}
+
+/// The configuration of an [`ApiMetricsLayer`]. Changing it gives a new layer with an empty
+/// cache, since cached series depend on it.
+#[derive(Clone, Default)]
+pub(crate) struct Config {
     pub(crate) endpoint_fn: Option<Arc<EndpointFn>>,
     pub(crate) rate_limit_header: Option<HeaderName>,
-    pub(crate) cache: Cache,
+    pub(crate) routes: Vec<RouteRule>,
+    pub(crate) outer_timeout: Option<OuterTimeout>,
+}
+
+/// A timeout a layer outside [`ApiMetricsLayer`] enforces, see
+/// [`ApiMetricsLayer::outer_timeout`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OuterTimeout {
+    pub(crate) after: Duration,
+    pub(crate) status: u16,
 }
 
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let config = &self.config;
         f.debug_struct("ApiMetricsConfig")
-            .field("endpoint_fn", &self.endpoint_fn.as_ref().map(|_| "Fn"))
-            .field("rate_limit_header", &self.rate_limit_header)
+            .field("endpoint_fn", &config.endpoint_fn.as_ref().map(|_| "Fn"))
+            .field("rate_limit_header", &config.rate_limit_header)
+            .field("routes", &config.routes)
+            .field("outer_timeout", &config.outer_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -68,21 +89,21 @@ impl ApiMetricsLayer {
     pub fn new() -> Self {
         Self {
             shared: Arc::new(Shared {
-                endpoint_fn: None,
-                rate_limit_header: Some(HeaderName::from_static(DEFAULT_RATE_LIMIT_HEADER)),
+                config: Config {
+                    rate_limit_header: Some(HeaderName::from_static(DEFAULT_RATE_LIMIT_HEADER)),
+                    ..Config::default()
+                },
                 cache: Cache::default(),
             }),
         }
     }
 
-    fn with(self, f: impl FnOnce(&mut Option<Arc<EndpointFn>>, &mut Option<HeaderName>)) -> Self {
-        let mut endpoint_fn = self.shared.endpoint_fn.clone();
-        let mut rate_limit_header = self.shared.rate_limit_header.clone();
-        f(&mut endpoint_fn, &mut rate_limit_header);
+    fn with(self, f: impl FnOnce(&mut Config)) -> Self {
+        let mut config = self.shared.config.clone();
+        f(&mut config);
         Self {
             shared: Arc::new(Shared {
-                endpoint_fn,
-                rate_limit_header,
+                config,
                 cache: Cache::default(),
             }),
         }
@@ -90,7 +111,8 @@ impl ApiMetricsLayer {
 
     /// Classifies requests into endpoint templates with `f` instead of axum's `MatchedPath`:
     /// `f` sees the request head and returns the template (`Some("/v1/payments/{id}".into())`),
-    /// or `None` for [`UNMATCHED_ENDPOINT`](super::UNMATCHED_ENDPOINT).
+    /// or `None` for [`UNMATCHED_ENDPOINT`](super::UNMATCHED_ENDPOINT). Templates are recorded
+    /// as [`endpoint_tag`](super::endpoint_tag) writes them (`/v1/payments/:id`).
     ///
     /// Return templates, never anything taken from the path itself: each distinct value is a
     /// series.
@@ -98,18 +120,99 @@ impl ApiMetricsLayer {
     where
         F: Fn(&Parts) -> Option<SharedString> + Send + Sync + 'static,
     {
-        self.with(|endpoint_fn, _| *endpoint_fn = Some(Arc::new(f)))
+        self.with(|config| config.endpoint_fn = Some(Arc::new(f)))
+    }
+
+    /// Records nothing for the requests of the route `template` (health checks, the metrics
+    /// endpoint): no series, no in-flight gauge. A template ending in `*` is a prefix and
+    /// ignores every route it starts (`"/internal/*"`). Templates are compared as
+    /// [`endpoint_tag`](super::endpoint_tag) writes them, so `/v1/x/{id}` and `/v1/x/:id` are
+    /// the same; [`UNMATCHED_ENDPOINT`](super::UNMATCHED_ENDPOINT) ignores requests no route
+    /// matched.
+    ///
+    /// Rules apply in the order they were added; the first that matches a route wins. They run
+    /// once per route, when its series are created, not per request.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use paymetrics_tower::ApiMetricsLayer;
+    ///
+    /// let app: Router = Router::new()
+    ///     .route("/health", get(|| async { "ok" }))
+    ///     .route("/v1/payments/{id}", get(|| async { "{}" }))
+    ///     .layer(ApiMetricsLayer::new().ignore_route("/health"));
+    /// ```
+    pub fn ignore_route(self, template: &str) -> Self {
+        let rule = RouteRule::ignore(template);
+        self.with(|config| config.routes.push(rule))
+    }
+
+    /// Records the requests of the route `template` under the endpoint `endpoint` instead of
+    /// their own; with a template ending in `*`, every route it starts (`"/static/*"`), so that
+    /// a family of routes makes one series. Same matching and order as
+    /// [`ignore_route`](Self::ignore_route).
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use paymetrics_tower::ApiMetricsLayer;
+    ///
+    /// let app: Router = Router::new()
+    ///     .route("/static/css/{file}", get(|| async { "" }))
+    ///     .route("/static/js/{file}", get(|| async { "" }))
+    ///     // Both recorded as endpoint:/static.
+    ///     .layer(ApiMetricsLayer::new().group_route("/static/*", "/static"));
+    /// ```
+    pub fn group_route(self, template: &str, endpoint: &str) -> Self {
+        let rule = RouteRule::group(template, endpoint);
+        self.with(|config| config.routes.push(rule))
     }
 
     /// Reads `api.rate_limit.remaining` from the response header `name` (a number; responses
     /// without it, or with a value that is not a number, leave the gauge alone).
     pub fn rate_limit_header(self, name: HeaderName) -> Self {
-        self.with(|_, header| *header = Some(name))
+        self.with(|config| config.rate_limit_header = Some(name))
     }
 
     /// Records no `api.rate_limit.remaining`.
     pub fn without_rate_limit_header(self) -> Self {
-        self.with(|_, header| *header = None)
+        self.with(|config| config.rate_limit_header = None)
+    }
+
+    /// Declares that a layer outside this one answers `status` once a request has taken
+    /// `timeout` (tower-http's `TimeoutLayer::with_status_code(status, timeout)`), so that a
+    /// request it cuts short is recorded with that status, as the client saw it, instead of
+    /// [`STATUS_CLIENT_CLOSED`](super::STATUS_CLIENT_CLOSED).
+    ///
+    /// Only needed when this layer sits *inside* the timeout layer. The recommended order puts
+    /// [`ApiMetricsLayer`] outermost, where it sees the timeout's response itself and needs no
+    /// declaration (see the [module documentation](super#layer-order)).
+    ///
+    /// Inside, this layer only sees its response future dropped. It records the drop as the
+    /// timeout (`status`, outcome `completed`, as the outermost position would) when at least
+    /// `timeout` has passed since this layer was called, and as a client disconnect (`499`,
+    /// `cancelled`) otherwise. So declare the duration the outer layer really uses, and keep
+    /// layers that wait before calling this one (an authentication layer with its own I/O)
+    /// outside the timeout or inside this layer: their wait would not be counted.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use axum::{Router, routing::get};
+    /// use http::StatusCode;
+    /// use paymetrics_tower::ApiMetricsLayer;
+    /// use tower_http::timeout::TimeoutLayer;
+    ///
+    /// const TIMEOUT: Duration = Duration::from_secs(10);
+    /// let app: Router = Router::new()
+    ///     .route("/v1/payments/{id}", get(|| async { "{}" }))
+    ///     .layer(ApiMetricsLayer::new().outer_timeout(TIMEOUT, StatusCode::REQUEST_TIMEOUT))
+    ///     .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, TIMEOUT));
+    /// ```
+    pub fn outer_timeout(self, timeout: Duration, status: StatusCode) -> Self {
+        let timeout = OuterTimeout {
+            after: timeout,
+            status: status.as_u16(),
+        };
+        self.with(|config| config.outer_timeout = Some(timeout))
     }
 }
 

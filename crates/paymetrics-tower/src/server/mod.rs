@@ -1,4 +1,4 @@
-//! Inbound API metrics: the seed's `track_api_request` as a tower layer, [`ApiMetricsLayer`].
+//! Inbound API metrics as a tower layer, [`ApiMetricsLayer`].
 //!
 //! Every request the wrapped service receives is recorded exactly once, when its response body
 //! ends (or when the request fails, panics or is abandoned; see [`Outcome`]). The metric names
@@ -25,9 +25,9 @@
 //!
 //! **Sizes** count the bytes of the data frames that actually went through the bodies: for the
 //! request, what the application read (a handler that never reads its body records 0); for the
-//! response, what the server was handed. `Content-Length` is never trusted for either. As in
-//! the seed, which records a request size only when there is one, a request without a body
-//! (a `GET`, say) records no `api.requests.size` sample: no series full of zeros.
+//! response, what the server was handed. `Content-Length` is never trusted for either. A
+//! request without a body (a `GET`, say) records no `api.requests.size` sample: no series full
+//! of zeros.
 //!
 //! # Tags, all bounded
 //!
@@ -36,7 +36,11 @@
 //! * [`ENDPOINT`]: the route template, never the raw URI. By default axum's
 //!   [`MatchedPath`](axum::extract::MatchedPath) (feature `axum`); or what
 //!   [`ApiMetricsLayer::endpoint_fn`] returns. Requests no route matched all share
-//!   [`UNMATCHED_ENDPOINT`].
+//!   [`UNMATCHED_ENDPOINT`]. Datadog tags cannot hold braces, so templates are recorded with
+//!   `:name` parameters, as [`endpoint_tag`] writes them: the route `/v1/payments/{id}` is
+//!   `endpoint:/v1/payments/:id` in Datadog, `/files/{*path}` is `endpoint:/files/:path...`.
+//!   [`ApiMetricsLayer::ignore_route`] leaves routes out (health checks, the metrics
+//!   endpoint) and [`ApiMetricsLayer::group_route`] folds a family of routes into one value.
 //! * [`STATUS_CODE`]: the response's status, for example `200`. A request that never produced a
 //!   response head records [`STATUS_INNER_ERROR`] (`500`) when the inner service failed or
 //!   panicked, and [`STATUS_CLIENT_CLOSED`] (`499`, nginx's convention) when the client went away.
@@ -44,8 +48,8 @@
 //!   layer outside this one) or in the response's extensions (by the handler); the response's
 //!   wins. [`UNKNOWN_USER_TIER`] otherwise. Tiers are the application's closed set.
 //! * [`OUTCOME`]: how the exchange ended, an [`Outcome`]: `completed`, `error`, `panic` or
-//!   `cancelled`. Not in the seed; added so that abandoned and failed exchanges are visible
-//!   without guessing from status codes.
+//!   `cancelled`, so that abandoned and failed exchanges are visible without guessing from
+//!   status codes.
 //! * [`ERROR`] (on `api.requests.error_rate` only): `true` when the status is 400 or above
 //!   (including the `499` of a request abandoned before its head) or the outcome is `error` or
 //!   `panic`, `false` otherwise (a client that leaves mid-body after a `200` is not an error). The error rate is a query:
@@ -95,6 +99,44 @@
 //! # }
 //! ```
 //!
+//! # Layer order
+//!
+//! Put [`ApiMetricsLayer`] outermost: it then records what the client receives, whatever the
+//! layers inside it do. A timeout's `408`/`504`, a CORS preflight answer, the compressed size of
+//! a compressed body, a `500` from a caught panic are all seen as sent. With axum, the layer
+//! added last (or listed first in a `ServiceBuilder`) is the outermost:
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{Router, http::StatusCode, routing::get};
+//! use paymetrics_tower::ApiMetricsLayer;
+//! use tower::ServiceBuilder;
+//! use tower_http::{
+//!     compression::CompressionLayer, cors::CorsLayer, timeout::TimeoutLayer, trace::TraceLayer,
+//! };
+//!
+//! let app: Router = Router::new()
+//!     .route("/v1/payments/{id}", get(|| async { "{}" }))
+//!     .layer(
+//!         ServiceBuilder::new()
+//!             .layer(ApiMetricsLayer::new()) // outermost: sees what the client gets
+//!             .layer(TraceLayer::new_for_http())
+//!             .layer(CorsLayer::permissive())
+//!             .layer(CompressionLayer::new())
+//!             .layer(TimeoutLayer::with_status_code(
+//!                 StatusCode::GATEWAY_TIMEOUT,
+//!                 Duration::from_secs(10),
+//!             )),
+//!     );
+//! ```
+//!
+//! (`examples/tower_http_stack.rs` in this crate serves that stack and prints what it records.)
+//!
+//! A layer outside [`ApiMetricsLayer`] that answers without waiting for it is not seen. For a
+//! timeout, the request's future is dropped, which by itself looks like a client that left
+//! (`499`, `cancelled`); declare the timeout with [`ApiMetricsLayer::outer_timeout`] and the
+//! request is recorded with the timeout's status, as in the outermost position.
+//!
 //! # Recording
 //!
 //! The layer keeps the handles of every series it has recorded (a table per route template,
@@ -110,11 +152,13 @@ mod body;
 mod cache;
 mod future;
 mod layer;
+mod route;
 mod service;
 
 pub use body::{RequestBody, ResponseBody};
 pub use future::ResponseFuture;
 pub use layer::{ApiMetricsLayer, DEFAULT_RATE_LIMIT_HEADER};
+pub use route::endpoint_tag;
 pub use service::ApiMetrics;
 
 use std::{fmt, hash, sync::Arc};

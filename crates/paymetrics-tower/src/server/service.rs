@@ -17,7 +17,7 @@ use super::{
 };
 use crate::method;
 
-/// Records the seed's API metrics for each request to `S`; built by
+/// Records the API metrics for each request to `S`; built by
 /// [`ApiMetricsLayer`](super::ApiMetricsLayer).
 ///
 /// `S` receives the request with its body wrapped in a [`RequestBody`] (which counts what the
@@ -91,19 +91,24 @@ where
         let method = method::index(request.method());
         let tier = request.extensions().get::<UserTier>().cloned();
         let shared = &self.shared;
-        let (endpoint, request) = match &shared.endpoint_fn {
+        let (endpoint, request) = match &shared.config.endpoint_fn {
             Some(classify) => {
                 let (parts, body) = request.into_parts();
                 let endpoint = classify(&parts);
                 let endpoint = endpoint.as_deref().unwrap_or(UNMATCHED_ENDPOINT);
-                let series = shared.cache.endpoint(endpoint, &shared.rate_limit_header);
+                let series = shared.cache.endpoint(endpoint, &shared.config);
                 (series, Request::from_parts(parts, body))
             }
             None => {
                 let endpoint = matched_path(&request).unwrap_or(UNMATCHED_ENDPOINT);
-                let series = shared.cache.endpoint(endpoint, &shared.rate_limit_header);
+                let series = shared.cache.endpoint(endpoint, &shared.config);
                 (series, request)
             }
+        };
+        let Some(endpoint) = endpoint else {
+            // An ignored route: pass through, counting and recording nothing.
+            let request = request.map(|body| RequestBody::new(body, None));
+            return ResponseFuture::new(self.inner.call(request), RecordGuard::ignored());
         };
         let read = (!request.body().is_end_stream()).then(|| Arc::new(AtomicU64::new(0)));
         let guard = RecordGuard::start(start, endpoint, method, tier, read.clone());

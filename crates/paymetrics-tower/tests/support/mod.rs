@@ -3,7 +3,12 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::{convert::Infallible, future::Future, net::SocketAddr, time::Duration};
+use std::{
+    convert::Infallible,
+    future::Future,
+    net::{SocketAddr, UdpSocket},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode, header::HOST};
@@ -11,7 +16,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::{rt::TokioIo, service::TowerToHyperService};
 use paymetrics::{
-    PaymetricsBuilder, PaymetricsHandle,
+    Paymetrics, PaymetricsBuilder, PaymetricsHandle,
+    dogstatsd::DogStatsdBuilder,
     export::{MemoryExporter, MemoryReader},
     snapshot::{HistogramValue, Snapshot},
 };
@@ -56,20 +62,62 @@ where
         handle: metrics.handle(),
         reader: reader.clone(),
     };
+    block_on_recording(&metrics, test(ctx.clone()));
+    ctx.recorded()
+}
+
+/// Runs `test` like [`run`], with paymetrics' real DogStatsD exporter sending to a UDP socket
+/// on 127.0.0.1, and returns the lines of every datagram received: what the Datadog Agent reads.
+pub fn run_dogstatsd<F, Fut>(test: F) -> Vec<String>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let agent = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    let address = format!("udp://{}", agent.local_addr().expect("udp addr"));
+    let metrics = PaymetricsBuilder::new()
+        .dogstatsd(
+            DogStatsdBuilder::new()
+                .address(address)
+                .env_lookup(|_| None)
+                .origin_detection(false)
+                .telemetry(None),
+        )
+        .flush_interval(Duration::from_secs(3600))
+        .shutdown_timeout(TIMEOUT)
+        .build()
+        .expect("paymetrics builds");
+    block_on_recording(&metrics, test());
+    assert!(metrics.flush(), "flush timed out");
+    // The flush has handed every datagram to the socket; loopback delivers them at once.
+    agent
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("read timeout");
+    let mut lines = Vec::new();
+    let mut buf = vec![0u8; 65_536];
+    while let Ok(n) = agent.recv(&mut buf) {
+        let datagram = String::from_utf8_lossy(&buf[..n]).into_owned();
+        lines.extend(datagram.lines().map(str::to_owned));
+    }
+    assert!(!lines.is_empty(), "no datagram received");
+    lines
+}
+
+/// Drives `test` on a current-thread runtime with `metrics`' recorder installed on this thread.
+fn block_on_recording(metrics: &Paymetrics, test: impl Future<Output = ()>) {
     metrics::with_local_recorder(metrics.recorder(), || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
         rt.block_on(async {
-            tokio::time::timeout(TIMEOUT, test(ctx.clone()))
+            tokio::time::timeout(TIMEOUT, test)
                 .await
                 .expect("test timed out");
         });
         // Drop the servers' tasks while the recorder is still installed.
         drop(rt);
     });
-    ctx.recorded()
 }
 
 /// Everything flushed so far: counters summed, histograms merged, gauges as last seen.
