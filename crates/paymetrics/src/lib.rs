@@ -38,7 +38,7 @@
 //! * **Windows, uniques, KPIs, rollups** ([`window`], [`uniques`], [`kpi`], [`rollup`]):
 //!   in-process queries over the last hour or a calendar period, distinct users without ids
 //!   leaving the process, and the seed's KPIs and hourly and daily rollups.
-//! * **Testing** ([`testing`]): assert what your code recorded.
+//! * **Testing** (`testing`, with the `testing` cargo feature): assert what your code recorded.
 
 mod builder;
 pub mod clock;
@@ -51,6 +51,7 @@ pub mod message;
 mod recorder;
 pub mod rollup;
 pub mod snapshot;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod uniques;
 pub mod window;

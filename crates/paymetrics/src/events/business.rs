@@ -54,7 +54,7 @@ pub const MAX_CACHED_SERIES: usize = 1024;
 /// is current (global, or thread-local through [`metrics::with_local_recorder`]) the first time
 /// that series is recorded, and kept. Install the recorder before recording through a
 /// `BusinessEvents`; in tests, create one `BusinessEvents` per
-/// [`testing::capture`](crate::testing::capture) or `with_local_recorder` scope, inside it.
+/// `paymetrics::testing::capture` (feature `testing`) or `with_local_recorder` scope, inside it.
 /// Because the handle holds them, its series stay registered for its lifetime (an idle one is
 /// not exported, and resumes on its next update); their number is bounded by the closed tag
 /// sets, the per-tag caps and [`MAX_CACHED_SERIES`].
