@@ -48,6 +48,7 @@ pub mod export;
 mod flusher;
 pub mod kpi;
 pub mod message;
+pub mod money;
 mod recorder;
 pub mod rollup;
 pub mod snapshot;
@@ -62,6 +63,23 @@ pub use builder::{
     PaymetricsHandle,
 };
 pub use recorder::{OVERFLOW_TAG_KEY, PaymetricsRecorder};
+
+/// The [`metrics`](https://docs.rs/metrics/0.24) facade paymetrics records through: version
+/// 0.24 (0.24.6 or later).
+///
+/// A recorder only sees what is recorded through the same major version of the facade: code
+/// built against another `metrics` (0.23, a future 0.25) records into that version's own global
+/// recorder, which nobody installed, and nothing arrives, silently. Record through this
+/// re-export, or depend on `metrics = "0.24"` exactly as paymetrics does
+/// (`cargo tree -d -i metrics` shows a second version).
+///
+/// ```
+/// let recorded = paymetrics::testing::capture(|| {
+///     paymetrics::metrics::counter!("business.payment.attempts").increment(1);
+/// });
+/// assert_eq!(recorded.counter("business.payment.attempts", &[]), Some(1));
+/// ```
+pub use metrics;
 
 /// Bucket layout of paymetrics histograms.
 pub mod histogram {
