@@ -41,6 +41,7 @@
 //! * **Testing** (`testing`, with the `testing` cargo feature): assert what your code recorded.
 
 mod builder;
+pub mod business;
 pub mod clock;
 pub mod dogstatsd;
 pub mod events;
