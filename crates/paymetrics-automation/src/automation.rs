@@ -299,6 +299,29 @@ impl Automation {
         AutomationBuilder::new(metrics, windows)
     }
 
+    /// [`builder`](Self::builder) for a wired
+    /// [`BusinessMetrics`](paymetrics::business::BusinessMetrics): its windows, and its
+    /// uniques (so the distinct-user gauges and the daily rollup's users are published).
+    ///
+    /// ```no_run
+    /// use paymetrics::business::BusinessMetrics;
+    /// use paymetrics_automation::Automation;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (metrics, business) = BusinessMetrics::install(paymetrics::builder())?;
+    /// let automation = Automation::for_business(&metrics, &business).spawn()?;
+    /// // ... serve, recording with business.events ...
+    /// automation.shutdown().await;
+    /// metrics.shutdown();
+    /// # Ok(()) }
+    /// ```
+    pub fn for_business(
+        metrics: &Paymetrics,
+        business: &paymetrics::business::BusinessMetrics,
+    ) -> AutomationBuilder {
+        Self::builder(metrics, business.windows.clone()).uniques(Arc::clone(&business.uniques))
+    }
+
     /// This instance's id in the fleet store.
     pub fn instance_id(&self) -> &str {
         &self.instance_id

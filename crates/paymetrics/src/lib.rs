@@ -38,9 +38,10 @@
 //! * **Windows, uniques, KPIs, rollups** ([`window`], [`uniques`], [`kpi`], [`rollup`]):
 //!   in-process queries over the last hour or a calendar period, distinct users without ids
 //!   leaving the process, and the seed's KPIs and hourly and daily rollups.
-//! * **Testing** ([`testing`]): assert what your code recorded.
+//! * **Testing** (`testing`, with the `testing` cargo feature): assert what your code recorded.
 
 mod builder;
+pub mod business;
 pub mod clock;
 pub mod dogstatsd;
 pub mod events;
@@ -48,11 +49,13 @@ pub mod export;
 mod flusher;
 pub mod kpi;
 pub mod message;
+pub mod money;
 mod recorder;
 pub mod rollup;
 #[cfg(feature = "tokio")]
 mod signal;
 pub mod snapshot;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod uniques;
 pub mod window;
@@ -65,6 +68,23 @@ pub use builder::{
 pub use recorder::{OVERFLOW_METRIC_NAME, OVERFLOW_TAG_KEY, PaymetricsRecorder};
 #[cfg(feature = "tokio")]
 pub use signal::shutdown_signal;
+
+/// The [`metrics`](https://docs.rs/metrics/0.24) facade paymetrics records through: version
+/// 0.24 (0.24.6 or later).
+///
+/// A recorder only sees what is recorded through the same major version of the facade: code
+/// built against another `metrics` (0.23, a future 0.25) records into that version's own global
+/// recorder, which nobody installed, and nothing arrives, silently. Record through this
+/// re-export, or depend on `metrics = "0.24"` exactly as paymetrics does
+/// (`cargo tree -d -i metrics` shows a second version).
+///
+/// ```
+/// let recorded = paymetrics::testing::capture(|| {
+///     paymetrics::metrics::counter!("business.payment.attempts").increment(1);
+/// });
+/// assert_eq!(recorded.counter("business.payment.attempts", &[]), Some(1));
+/// ```
+pub use metrics;
 
 /// Bucket layout of paymetrics histograms.
 pub mod histogram {

@@ -21,9 +21,12 @@
 use std::time::{Duration, SystemTime};
 
 use crate::{
+    PaymetricsHandle,
     clock::{day_start, hour_start, unix_seconds},
     kpi::{PeriodTotals, percent, round2},
     message::TimestampedMetric,
+    uniques::Uniques,
+    window::{Span, Windows},
 };
 
 /// Gauge (timestamped), payments completed in the hour, any status.
@@ -137,6 +140,69 @@ impl DailyRollup {
         .into_iter()
         .map(|(name, v)| TimestampedMetric::gauge(name, v, at).tag(AGGREGATION, "daily"))
         .collect()
+    }
+}
+
+/// Publishes the rollup of the UTC hour containing `hour` now, from this process's `windows`,
+/// and returns it: for a backfill, a test, or a process without `paymetrics-automation`'s
+/// scheduler (which publishes each hour's rollup at the top of the next).
+///
+/// First flushes `metrics` (blocking until its exporters are done, at most its shutdown
+/// timeout) so the windows hold every delta recorded so far; then reads the hour's
+/// [`PeriodTotals`] from `windows`, which must track [`PeriodTotals::window_config`] and still
+/// hold that hour (two days of hours by default); then queues the rollup's timestamped points
+/// with `metrics`, to go out at the next flush. Datadog ingests timestamped points up to an
+/// hour old: older periods can be computed but will be dropped by the intake.
+///
+/// Publishing the same hour twice sends its points twice, with one timestamp: a gauge keeps
+/// the last. A fleet's rollup is the sum of its instances': use the scheduler's fleet mode.
+///
+/// ```
+/// use paymetrics::{kpi::PeriodTotals, rollup};
+///
+/// let (window_exporter, windows) = PeriodTotals::window_config().build();
+/// let metrics = paymetrics::builder().without_dogstatsd().exporter(window_exporter).build()?;
+/// // ... payments recorded through metrics.recorder() ...
+/// let this_hour = rollup::publish_hourly(&metrics.handle(), &windows, metrics.clock().now());
+/// assert_eq!(this_hour.total_payments, 0);
+/// # Ok::<(), paymetrics::Error>(())
+/// ```
+pub fn publish_hourly(
+    metrics: &PaymetricsHandle,
+    windows: &Windows,
+    hour: SystemTime,
+) -> HourlyRollup {
+    metrics.flush();
+    let totals = PeriodTotals::from_windows(windows, Span::Hour(hour), hour);
+    let rollup = HourlyRollup::from_totals(hour, &totals);
+    send(metrics, rollup.points());
+    rollup
+}
+
+/// Publishes the rollup of the UTC day containing `day` now, as [`publish_hourly`] does for an
+/// hour, and returns it. Its `total_users` is the day's distinct active users from `uniques`
+/// (the ones your [`BusinessEvents`](crate::events::BusinessEvents) feeds), which hold the
+/// current day and the one before it (see [`Uniques::day`]): 0 for an older day.
+pub fn publish_daily(
+    metrics: &PaymetricsHandle,
+    windows: &Windows,
+    uniques: &Uniques,
+    day: SystemTime,
+) -> DailyRollup {
+    metrics.flush();
+    let totals = PeriodTotals::from_windows(windows, Span::Day(day), day);
+    let users = uniques
+        .day(day)
+        .map_or(0, |s| s.daily_active.estimate().round() as u64);
+    let rollup = DailyRollup::from_totals(day, &totals, users);
+    send(metrics, rollup.points());
+    rollup
+}
+
+fn send(metrics: &PaymetricsHandle, points: Vec<TimestampedMetric>) {
+    for point in points {
+        // A full queue drops the point and counts it in the client telemetry.
+        metrics.send(point);
     }
 }
 

@@ -15,7 +15,10 @@ use std::{
     time::SystemTime,
 };
 
-use crate::clock::{self, SharedClock};
+use crate::{
+    clock::{self, SharedClock},
+    events::{payment, user},
+};
 
 /// Sketch precision: `2^14` one-byte registers (16 KiB).
 pub const PRECISION: u32 = 14;
@@ -232,7 +235,52 @@ impl Uniques {
         self.with_current(PeriodSketches::clone)
     }
 
-    /// The previous day's sketches, once a day has rolled over (for the daily rollup).
+    /// Records this process's estimates now, as gauges through the `metrics` facade (into the
+    /// current recorder), each rounded to a whole number and without tags:
+    /// [`user::DAILY_ACTIVE`] and [`user::MONTHLY_ACTIVE`] (users active in the current UTC day
+    /// and month) and [`payment::UNIQUE_SENDERS`] (payment senders in the current UTC day).
+    ///
+    /// Nothing calls this by itself: feeding the sketches (through
+    /// [`BusinessEvents`](crate::events::BusinessEvents)) publishes nothing. Call it on a
+    /// schedule (every collector interval), or let `paymetrics-automation`'s scheduler do it by
+    /// giving it these uniques. Distinct counts do not add up across a fleet's instances: a
+    /// fleet publishes the merge of its sketches instead (see `paymetrics-automation`).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use paymetrics::{clock::SystemClock, events::{payment, user}, uniques::Uniques};
+    ///
+    /// let uniques = Uniques::new(Arc::new(SystemClock));
+    /// for id in ["user-1", "user-2", "user-1"] {
+    ///     uniques.observe_active_user(id);
+    /// }
+    /// uniques.observe_sender("user-2");
+    /// let recorded = paymetrics::testing::capture(|| uniques.publish());
+    /// assert_eq!(recorded.gauge(user::DAILY_ACTIVE, &[]), Some(2.0));
+    /// assert_eq!(recorded.gauge(user::MONTHLY_ACTIVE, &[]), Some(2.0));
+    /// assert_eq!(recorded.gauge(payment::UNIQUE_SENDERS, &[]), Some(1.0));
+    /// ```
+    pub fn publish(&self) {
+        let current = self.current();
+        metrics::gauge!(user::DAILY_ACTIVE).set(current.daily_active.estimate().round());
+        metrics::gauge!(user::MONTHLY_ACTIVE).set(current.monthly_active.estimate().round());
+        metrics::gauge!(payment::UNIQUE_SENDERS).set(current.daily_senders.estimate().round());
+    }
+
+    /// The sketches of the UTC day containing `day`, if this `Uniques` still holds it: the
+    /// current day, and the day before it that was current last (yesterday, for a process that
+    /// records every day).
+    pub fn day(&self, day: SystemTime) -> Option<PeriodSketches> {
+        let wanted = clock::unix_seconds(day) / 86_400;
+        let current = self.current();
+        if current.day == wanted {
+            return Some(current);
+        }
+        self.previous().filter(|p| p.day == wanted)
+    }
+
+    /// The sketches of the day that was current before this one, once a day has rolled over
+    /// (yesterday, unless no day was observed in between), for the daily rollup.
     pub fn previous(&self) -> Option<PeriodSketches> {
         self.with_current(|_| ());
         self.periods
@@ -294,5 +342,23 @@ mod tests {
         uniques.observe_active_user("c");
         assert_eq!(uniques.current().daily_active.estimate().round(), 1.0);
         assert_eq!(uniques.current().monthly_active.estimate().round(), 2.0);
+    }
+
+    #[test]
+    fn a_day_is_found_while_it_is_today_or_yesterday() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(86_400 * 10 + 5);
+        let clock = ManualClock::new(start);
+        let uniques = Uniques::new(Arc::new(clock.clone()));
+        uniques.observe_active_user("a");
+        let estimate = |at| uniques.day(at).map(|s| s.daily_active.estimate().round());
+        assert_eq!(estimate(start), Some(1.0));
+        clock.advance(Duration::from_secs(86_400));
+        uniques.observe_active_user("b");
+        uniques.observe_active_user("c");
+        assert_eq!(estimate(start), Some(1.0));
+        assert_eq!(estimate(start + Duration::from_secs(86_400)), Some(2.0));
+        clock.advance(Duration::from_secs(2 * 86_400));
+        assert_eq!(estimate(start), None);
+        assert_eq!(estimate(start + Duration::from_secs(86_400 * 100)), None);
     }
 }

@@ -1014,3 +1014,41 @@ fn clones_share_cached_handles_across_threads() {
     ];
     assert_eq!(run.recorded.counter(payment::ATTEMPTS, &tags), Some(4_001));
 }
+
+/// The README's first test: a typed attempt records five tags, and asking for one of them finds
+/// it (every series carrying the tag counts).
+#[test]
+fn one_tag_of_a_typed_attempt_is_enough_to_find_it() {
+    let attempt = |amount, currency, payment_method, sender_country| PaymentAttempt {
+        amount,
+        currency,
+        payment_method,
+        sender_id: "user-1",
+        sender_country: Some(sender_country),
+        receiver_country: None,
+    };
+    let run = run(|events| {
+        events.payment_attempt(&attempt(42.0, "EUR", PaymentMethod::Card, "DE"));
+        events.payment_attempt(&attempt(900.0, "EUR", PaymentMethod::Wallet, "FR"));
+        events.payment_attempt(&attempt(5.0, "USD", PaymentMethod::Card, "US"));
+    });
+    let recorded = &run.recorded;
+    let eur = [(payment::CURRENCY, "EUR")];
+    assert_eq!(recorded.counter(payment::ATTEMPTS, &eur), Some(2));
+    assert_eq!(
+        recorded.histogram(payment::AMOUNT, &eur),
+        Some(vec![42.0, 900.0])
+    );
+    let card = [(payment::PAYMENT_METHOD, "card")];
+    assert_eq!(recorded.counter(payment::ATTEMPTS, &card), Some(2));
+    let eur_card = [
+        (payment::CURRENCY, "EUR"),
+        (payment::PAYMENT_METHOD, "card"),
+    ];
+    assert_eq!(recorded.counter(payment::ATTEMPTS, &eur_card), Some(1));
+    assert_eq!(recorded.counter(payment::ATTEMPTS, &[]), Some(3));
+    assert_eq!(
+        recorded.counter(payment::ATTEMPTS, &[(payment::CURRENCY, "JPY")]),
+        None
+    );
+}

@@ -48,13 +48,15 @@ pub const MAX_CACHED_SERIES: usize = 1024;
 ///
 /// Cheap to clone (an `Arc` inside), `Send + Sync`: create one at start-up and share it. It
 /// holds the in-process [`Uniques`] sketches, which the payment-attempt and user-activity
-/// events feed instead of sending user ids anywhere.
+/// events feed instead of sending user ids anywhere; their estimates are published only by
+/// [`Uniques::publish`] (or `paymetrics-automation`'s scheduler, given them). For the handle
+/// wired to windows, KPIs and rollups, see [`BusinessMetrics`](crate::business::BusinessMetrics).
 ///
 /// **Recorder binding.** Each series' `metrics` handles are registered with the recorder that
 /// is current (global, or thread-local through [`metrics::with_local_recorder`]) the first time
 /// that series is recorded, and kept. Install the recorder before recording through a
 /// `BusinessEvents`; in tests, create one `BusinessEvents` per
-/// [`testing::capture`](crate::testing::capture) or `with_local_recorder` scope, inside it.
+/// `paymetrics::testing::capture` (feature `testing`) or `with_local_recorder` scope, inside it.
 /// Because the handle holds them, its series stay registered for its lifetime (an idle one is
 /// not exported, and resumes on its next update); their number is bounded by the closed tag
 /// sets, the per-tag caps and [`MAX_CACHED_SERIES`].
@@ -98,7 +100,14 @@ impl fmt::Debug for BusinessEvents {
 }
 
 impl Default for BusinessEvents {
-    /// A handle with its own [`Uniques`] on the [`SystemClock`].
+    /// A handle with its own private [`Uniques`] on the [`SystemClock`].
+    ///
+    /// It records every event through the facade and counts distinct users in those uniques,
+    /// but nothing publishes their gauges (`business.user.daily_active`,
+    /// `business.user.monthly_active`, `business.payment.unique_senders`) unless you call
+    /// [`uniques().publish()`](Uniques::publish) or hand [`uniques()`](Self::uniques) to
+    /// `paymetrics-automation`'s scheduler; no windows, KPIs or rollups either.
+    /// [`BusinessMetrics`](crate::business::BusinessMetrics) wires all of it.
     fn default() -> Self {
         Self::new(Arc::new(Uniques::new(Arc::new(SystemClock))))
     }

@@ -91,7 +91,8 @@ pub struct FraudDetection<'a> {
     pub model_version: Option<&'a str>,
     /// Milliseconds the model took, if measured.
     pub detection_time_ms: Option<f64>,
-    /// The transaction's amount in units of its currency, if known.
+    /// The transaction's amount in units of its currency, if known (from minor units:
+    /// [`Money`](crate::money::Money)).
     pub amount: Option<f64>,
 }
 
@@ -101,7 +102,7 @@ pub struct FraudDetection<'a> {
 pub struct ConfirmedFraud {
     /// Whether the fraud model had blocked it.
     pub blocked: bool,
-    /// Its amount, in units of its currency.
+    /// Its amount, in units of its currency (from minor units: [`Money`](crate::money::Money)).
     pub amount: f64,
 }
 

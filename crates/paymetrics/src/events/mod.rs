@@ -30,7 +30,8 @@
 //!   so a hot event formats nothing and looks nothing up in the recorder's registry. They are
 //!   registered with the recorder that is current at that first use: install the recorder
 //!   before recording, and in tests create the `BusinessEvents` inside
-//!   [`testing::capture`](crate::testing::capture) (or `with_local_recorder`).
+//!   `paymetrics::testing::capture` (feature `testing`) or `capture_async`, or
+//!   `with_local_recorder`.
 //! * **Ratios are queries.** The seed's `*.success_rate` counters are kept, split by a
 //!   `success:true|false` tag, for dashboards; rates themselves are the KPI job's gauges.
 //!

@@ -144,7 +144,8 @@ impl PaymentStatus {
 /// [`Uniques`](crate::uniques::Uniques) (never as a tag).
 #[derive(Debug, Clone, Copy)]
 pub struct PaymentAttempt<'a> {
-    /// The amount, in units of `currency` (euros, not cents).
+    /// The amount, in units of `currency` (euros, not cents). From a ledger's integer minor
+    /// units: [`Money::from_minor(cents, currency).into()`](crate::money::Money).
     pub amount: f64,
     /// ISO 4217 code, any case; others are recorded as `other`.
     pub currency: &'a str,
@@ -165,9 +166,10 @@ pub struct PaymentAttempt<'a> {
 pub struct PaymentCompletion<'a> {
     /// How it ended.
     pub status: PaymentStatus,
-    /// The amount, in units of `currency`.
+    /// The amount, in units of `currency` (from minor units: [`Money`](crate::money::Money)).
     pub amount: f64,
-    /// The fees earned, in units of `currency`, if any were computed.
+    /// The fees earned, in units of `currency`, if any were computed (from minor units:
+    /// [`Money`](crate::money::Money)).
     pub fees: Option<f64>,
     /// ISO 4217 code, any case; others are recorded as `other`.
     pub currency: &'a str,

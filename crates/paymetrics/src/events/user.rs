@@ -193,7 +193,12 @@ tag_enum! {
 }
 
 tag_enum! {
-    /// The user's tier (`user_tier` tag; the seed's default is `standard`).
+    /// The user's tier (`user_tier` tag; the default is `standard`).
+    ///
+    /// `paymetrics-tower` has a free-form `paymetrics_tower::UserTier` for its `api.*`
+    /// metrics (any tier name an auth layer puts in a request's extensions). From this enum to
+    /// that one: `paymetrics_tower::UserTier::from(tier.as_str())` (its `From<&'static str>`);
+    /// back: [`UserTier::from_tag`] with its `as_str()`.
     UserTier {
         /// `standard`: a personal account.
         Standard => "standard",
@@ -201,6 +206,25 @@ tag_enum! {
         Premium => "premium",
         /// `business`: a business account.
         Business => "business",
+    }
+}
+
+impl UserTier {
+    /// The tier whose [`as_str`](Self::as_str) is `tag`, ignoring ASCII case and surrounding
+    /// spaces; `None` for any other name.
+    ///
+    /// ```
+    /// use paymetrics::events::UserTier;
+    /// assert_eq!(UserTier::from_tag("premium"), Some(UserTier::Premium));
+    /// assert_eq!(UserTier::from_tag(" Business "), Some(UserTier::Business));
+    /// assert_eq!(UserTier::from_tag("gold"), None);
+    /// ```
+    pub fn from_tag(tag: &str) -> Option<Self> {
+        let tag = tag.trim();
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|t| t.as_str().eq_ignore_ascii_case(tag))
     }
 }
 
