@@ -18,11 +18,8 @@
 use std::{
     collections::HashMap,
     fmt,
-    hash::{BuildHasherDefault, Hasher},
-    sync::{
-        Arc, Mutex, OnceLock, PoisonError, RwLock,
-        atomic::{AtomicUsize, Ordering::Relaxed},
-    },
+    hash::BuildHasherDefault,
+    sync::{Arc, Mutex, OnceLock, PoisonError, RwLock},
 };
 
 use metrics::{Counter, Gauge, Histogram, Label};
@@ -37,7 +34,8 @@ use super::{
     normalize::{DEFAULT_MAX_VALUES_PER_TAG, Interner, UNKNOWN},
     payment, queue, user,
 };
-use crate::{clock::SystemClock, uniques::Uniques};
+pub(crate) use crate::recorder::FastHasher;
+use crate::{clock::SystemClock, recorder::thread_index, uniques::Uniques};
 
 /// Label combinations cached per event kind. Past it, an event's new combinations are
 /// registered through the facade on each call (correct, only slower). By then the recorder's
@@ -360,84 +358,6 @@ impl<T> Sharded<T> {
     }
 }
 
-/// A small number per thread, handed out round-robin, so the first threads land on distinct
-/// shards (hashing a thread id would not guarantee it).
-#[inline]
-fn thread_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static INDEX: usize = NEXT.fetch_add(1, Relaxed);
-    }
-    INDEX.with(|i| *i)
-}
-
-/// A fast hasher for the caches' small keys (packed `u64`s, short strings): FxHash's
-/// multiply-rotate, finished with MurmurHash3's mixer so every bit of the key reaches the low
-/// bits the table indexes by. Not DoS-resistant, and need not be: every table it hashes is
-/// bounded.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct FastHasher(u64);
-
-impl FastHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for FastHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_u16(&mut self, i: u16) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,16 +378,5 @@ mod tests {
             .map(|k| recorded.counter("cache.test", &[("k", k)]).unwrap())
             .sum();
         assert_eq!(total, MAX_CACHED_SERIES as u64 + 10);
-    }
-
-    #[test]
-    fn hasher_spreads_high_bits_into_low_bits() {
-        let low = |key: u64| {
-            let mut h = FastHasher::default();
-            h.write_u64(key);
-            h.finish() & 0xff
-        };
-        let distinct: std::collections::HashSet<u64> = (0..64u64).map(|i| low(i << 40)).collect();
-        assert!(distinct.len() > 40, "{}", distinct.len());
     }
 }

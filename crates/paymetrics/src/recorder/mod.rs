@@ -1,18 +1,21 @@
 //! The recorder: one registry, one atomic cell per series, a cardinality guard and idle expiry.
 //!
-//! This is where the hot path ends. Registration looks a key up in a
-//! [`metrics_util::registry::Registry`] (one hash probe under a shard read lock) and hands out
+//! This is where the hot path ends. A lookup first tries the calling thread's front cache
+//! (`front.rs`: a slot in a shard no other thread writes), then the
+//! [`metrics_util::registry::Registry`] (one hash probe under a shard read lock), and hands out
 //! an `Arc` to the series' cell; recording touches only that cell's atomics. Everything else
 //! (snapshots, formatting, I/O) happens on the flusher thread, which calls [`Inner::collect`].
 //! Wire formats and sockets live in the exporters and are unknown here.
 
 mod counter;
+mod front;
 mod gauge;
 pub(crate) mod histogram;
+mod shards;
 
 use std::{
     cell::RefCell,
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     fmt,
     sync::{
         Arc, PoisonError, RwLock,
@@ -29,8 +32,11 @@ use metrics_util::{
 };
 
 pub(crate) use counter::CounterCell;
+use front::FrontCache;
 pub(crate) use gauge::GaugeCell;
 pub(crate) use histogram::HistogramCell;
+use shards::SeededFastHash;
+pub(crate) use shards::{FastHasher, thread_index};
 
 use crate::snapshot::{CounterValue, GaugeValue, HistogramValue, Series, SeriesValue};
 
@@ -129,10 +135,16 @@ struct NameState {
 }
 
 thread_local! {
-    // A cell built by `Inner::create_*` (with its attached-recorder handles) waiting for the
-    // registry to ask the storage for it. The registry calls the storage synchronously, on this
-    // thread, at most once per `get_or_create_*`, so the slot never leaks across calls.
-    static PENDING: RefCell<Option<PendingCell>> = const { RefCell::new(None) };
+    // A cell built by `Inner::create_*` (with its attached-recorder handles), and its metric's
+    // state when admission looked it up, waiting for the registry to ask the storage for it.
+    // The registry calls the storage synchronously, on this thread, at most once per
+    // `get_or_create_*`, so the slot never leaks across calls.
+    static PENDING: RefCell<Option<Pending>> = const { RefCell::new(None) };
+}
+
+struct Pending {
+    cell: PendingCell,
+    name: Option<Arc<NameState>>,
 }
 
 enum PendingCell {
@@ -145,7 +157,7 @@ enum PendingCell {
 #[derive(Debug)]
 pub(crate) struct CellStorage {
     stats: Arc<Stats>,
-    names: RwLock<HashMap<SharedString, Arc<NameState>>>,
+    names: RwLock<HashMap<SharedString, Arc<NameState>, SeededFastHash>>,
     /// Live series across all names, overflow series excluded.
     live: AtomicUsize,
     strings: Interner,
@@ -156,7 +168,47 @@ pub(crate) struct CellStorage {
 /// more are swept at expiry.
 #[derive(Debug, Default)]
 struct Interner {
-    strings: std::sync::Mutex<std::collections::HashSet<Arc<str>>>,
+    strings: std::sync::Mutex<Strings>,
+}
+
+/// How many strings that kept their address [`Strings::kept`] remembers.
+const MAX_KEPT: usize = 4096;
+
+#[derive(Debug, Default)]
+struct Strings {
+    /// Owned strings (values formatted per call), one shared copy each.
+    shared: HashSet<Arc<str>, SeededFastHash>,
+    /// Strings whose clone kept their address (static strings, mostly: metric names and tag
+    /// keys), by address and length, each with that clone. Holding the clone keeps the address
+    /// valid, so a string found at that address is this very string: no clone is needed to tell
+    /// it is not owned. Bounded by [`MAX_KEPT`]; past it, such strings are cloned to check.
+    kept: HashMap<(usize, usize), SharedString, SeededFastHash>,
+}
+
+impl Strings {
+    /// The string to register for `text`: a clone of a static or shared one (same address),
+    /// otherwise the interned copy. `clone` gives `text` as its key holds it (only called for a
+    /// string met for the first time, and for owned ones).
+    fn get(&mut self, text: &str, clone: impl FnOnce() -> SharedString) -> SharedString {
+        let at = (text.as_ptr() as usize, text.len());
+        if let Some(kept) = self.kept.get(&at) {
+            return kept.clone();
+        }
+        if let Some(shared) = self.shared.get(text) {
+            return SharedString::from(Arc::clone(shared));
+        }
+        let copy = clone();
+        if std::ptr::eq(copy.as_ptr(), text.as_ptr()) {
+            if self.kept.len() < MAX_KEPT {
+                self.kept.insert(at, copy.clone());
+            }
+            return copy;
+        }
+        drop(copy);
+        let shared: Arc<str> = Arc::from(text);
+        self.shared.insert(Arc::clone(&shared));
+        SharedString::from(shared)
+    }
 }
 
 impl Interner {
@@ -164,46 +216,31 @@ impl Interner {
     ///
     /// Static and already-shared strings are kept as they are: cloning them keeps their address,
     /// which lets a static macro key match its registered copy by address on the hot path.
-    /// Owned strings (values formatted per call) are replaced by the interned copy.
+    /// Owned strings (values formatted per call) are replaced by the interned copy. Nothing of
+    /// `key` is copied that the interner already holds.
     fn key(&self, key: &Key) -> Key {
-        let (name, labels) = key.clone().into_parts();
         let mut strings = self.strings.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut keep_or_intern = |s: SharedString, original: &str| -> SharedString {
-            if std::ptr::eq(s.as_ptr(), original.as_ptr()) {
-                return s;
-            }
-            if let Some(shared) = strings.get(&*s) {
-                return SharedString::from(Arc::clone(shared));
-            }
-            let shared: Arc<str> = Arc::from(&*s);
-            strings.insert(Arc::clone(&shared));
-            SharedString::from(shared)
-        };
-        let name = keep_or_intern(name.into_inner(), key.name());
-        let labels: Vec<Label> = labels
-            .into_iter()
-            .zip(key.labels())
-            .map(|(label, original)| {
-                let (k, v) = label.into_parts();
-                Label::new(
-                    keep_or_intern(k, original.key()),
-                    keep_or_intern(v, original.value()),
-                )
+        let name = strings.get(key.name(), || key.name_shared().into_inner());
+        let labels: Vec<Label> = key
+            .labels()
+            .map(|label| {
+                let k = strings.get(label.key(), || label.clone().into_parts().0);
+                let v = strings.get(label.value(), || label.clone().into_parts().1);
+                Label::new(k, v)
             })
             .collect();
+        drop(strings);
         Key::from_parts(name, labels).to_retained()
     }
 
     fn shrink(&self) {
-        self.strings
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .shrink_to_fit();
+        let mut strings = self.strings.lock().unwrap_or_else(PoisonError::into_inner);
+        strings.shared.shrink_to_fit();
     }
 
     fn sweep(&self) {
         let mut strings = self.strings.lock().unwrap_or_else(PoisonError::into_inner);
-        strings.retain(|s| Arc::strong_count(s) > 1);
+        strings.shared.retain(|s| Arc::strong_count(s) > 1);
     }
 }
 
@@ -234,9 +271,11 @@ impl CellStorage {
             .cloned()
     }
 
-    fn count_new(&self, key: &Key) {
+    /// Counts a new series; `name` is its metric's state if admission looked it up already.
+    fn count_new(&self, key: &Key, name: Option<Arc<NameState>>) {
         if !is_overflow(key) {
-            self.name_state(key.name()).live.fetch_add(1, Relaxed);
+            let name = name.unwrap_or_else(|| self.name_state(key.name()));
+            name.live.fetch_add(1, Relaxed);
             self.live.fetch_add(1, Relaxed);
         }
     }
@@ -258,8 +297,11 @@ impl CellStorage {
         }
     }
 
-    fn take_pending(&self) -> Option<PendingCell> {
-        PENDING.with(|p| p.borrow_mut().take())
+    fn take_pending(&self, key: &Key) -> Option<PendingCell> {
+        let pending = PENDING.with(|p| p.borrow_mut().take());
+        let (cell, name) = pending.map_or((None, None), |p| (Some(p.cell), p.name));
+        self.count_new(key, name);
+        cell
     }
 }
 
@@ -273,24 +315,21 @@ impl Storage<SeriesKey> for CellStorage {
     type Histogram = Arc<HistogramCell>;
 
     fn counter(&self, key: &SeriesKey) -> Self::Counter {
-        self.count_new(&key.0);
-        match self.take_pending() {
+        match self.take_pending(&key.0) {
             Some(PendingCell::Counter(cell)) => cell,
             _ => Arc::new(CounterCell::new(Box::new([]))),
         }
     }
 
     fn gauge(&self, key: &SeriesKey) -> Self::Gauge {
-        self.count_new(&key.0);
-        match self.take_pending() {
+        match self.take_pending(&key.0) {
             Some(PendingCell::Gauge(cell)) => cell,
             _ => Arc::new(GaugeCell::new(Arc::clone(&self.stats), Box::new([]))),
         }
     }
 
     fn histogram(&self, key: &SeriesKey) -> Self::Histogram {
-        self.count_new(&key.0);
-        match self.take_pending() {
+        match self.take_pending(&key.0) {
             Some(PendingCell::Histogram(cell)) => cell,
             _ => Arc::new(HistogramCell::new(Arc::clone(&self.stats), Box::new([]))),
         }
@@ -319,6 +358,7 @@ pub(crate) type Attached = Arc<dyn Recorder + Send + Sync>;
 /// State shared by the recorder handles and the flusher.
 pub(crate) struct Inner {
     registry: Registry<SeriesKey, CellStorage>,
+    front: FrontCache,
     pub(crate) stats: Arc<Stats>,
     limits: Limits,
     attached: Vec<Attached>,
@@ -345,6 +385,7 @@ impl Inner {
         };
         Self {
             registry: Registry::new(storage),
+            front: FrontCache::default(),
             stats,
             limits,
             attached,
@@ -355,17 +396,19 @@ impl Inner {
     /// metric has `max_series_per_metric` live series, or once all metrics together have
     /// `max_series`; the global overflow series when the global cap is reached and the metric
     /// has no series to fold into (a flood of names must not grow the per-name bookkeeping).
-    fn admit(&self, key: &Key) -> Key {
+    /// With it, the metric's state when the key is admitted as itself (for the live count).
+    fn admit(&self, key: &Key) -> (Key, Option<Arc<NameState>>) {
         let storage = self.registry.storage();
         if is_overflow(key) {
-            return storage.strings.key(key);
+            return (storage.strings.key(key), None);
         }
         let overflow = |name: &str| {
             self.stats.overflow_registrations.fetch_add(1, Relaxed);
-            Key::from_parts(
+            let key = Key::from_parts(
                 SharedString::from(name.to_owned()),
                 vec![Label::from_static_parts(OVERFLOW_TAG_KEY, "true")],
-            )
+            );
+            (key, None)
         };
         if storage.live.load(Relaxed) >= self.limits.max_series {
             return match storage.existing_name_state(key.name()) {
@@ -377,16 +420,18 @@ impl Inner {
         if state.live.load(Relaxed) < self.limits.max_series_per_metric {
             // Interned strings, and a retained label array: later clones (snapshots) share the
             // labels instead of copying them, and series share repeated values.
-            return storage.strings.key(key);
+            return (storage.strings.key(key), Some(state));
         }
         overflow(key.name())
     }
 
     #[cold]
     fn create_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
-        let key = self.admit(key);
+        let (key, name) = self.admit(key);
         let series = SeriesKey::from_ref(&key);
-        if let Some(cell) = self.registry.get_counter(series) {
+        if name.is_none()
+            && let Some(cell) = self.registry.get_counter(series)
+        {
             return Counter::from_arc(cell); // the overflow series, already registered
         }
         let attached = self
@@ -394,9 +439,8 @@ impl Inner {
             .iter()
             .map(|r| r.register_counter(&key, metadata))
             .collect();
-        PENDING.with(|p| {
-            *p.borrow_mut() = Some(PendingCell::Counter(Arc::new(CounterCell::new(attached))))
-        });
+        let cell = PendingCell::Counter(Arc::new(CounterCell::new(attached)));
+        PENDING.with(|p| *p.borrow_mut() = Some(Pending { cell, name }));
         let cell = self.registry.get_or_create_counter(series, Arc::clone);
         PENDING.with(|p| p.borrow_mut().take());
         Counter::from_arc(cell)
@@ -404,9 +448,11 @@ impl Inner {
 
     #[cold]
     fn create_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
-        let key = self.admit(key);
+        let (key, name) = self.admit(key);
         let series = SeriesKey::from_ref(&key);
-        if let Some(cell) = self.registry.get_gauge(series) {
+        if name.is_none()
+            && let Some(cell) = self.registry.get_gauge(series)
+        {
             return Gauge::from_arc(cell); // the overflow series, already registered
         }
         let attached = self
@@ -414,8 +460,8 @@ impl Inner {
             .iter()
             .map(|r| r.register_gauge(&key, metadata))
             .collect();
-        let cell = GaugeCell::new(Arc::clone(&self.stats), attached);
-        PENDING.with(|p| *p.borrow_mut() = Some(PendingCell::Gauge(Arc::new(cell))));
+        let cell = PendingCell::Gauge(Arc::new(GaugeCell::new(Arc::clone(&self.stats), attached)));
+        PENDING.with(|p| *p.borrow_mut() = Some(Pending { cell, name }));
         let cell = self.registry.get_or_create_gauge(series, Arc::clone);
         PENDING.with(|p| p.borrow_mut().take());
         Gauge::from_arc(cell)
@@ -423,9 +469,11 @@ impl Inner {
 
     #[cold]
     fn create_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
-        let key = self.admit(key);
+        let (key, name) = self.admit(key);
         let series = SeriesKey::from_ref(&key);
-        if let Some(cell) = self.registry.get_histogram(series) {
+        if name.is_none()
+            && let Some(cell) = self.registry.get_histogram(series)
+        {
             return Histogram::from_arc(cell); // the overflow series, already registered
         }
         let attached = self
@@ -434,29 +482,66 @@ impl Inner {
             .map(|r| r.register_histogram(&key, metadata))
             .collect();
         let cell = HistogramCell::new(Arc::clone(&self.stats), attached);
-        PENDING.with(|p| *p.borrow_mut() = Some(PendingCell::Histogram(Arc::new(cell))));
+        let cell = PendingCell::Histogram(Arc::new(cell));
+        PENDING.with(|p| *p.borrow_mut() = Some(Pending { cell, name }));
         let cell = self.registry.get_or_create_histogram(series, Arc::clone);
         PENDING.with(|p| p.borrow_mut().take());
         Histogram::from_arc(cell)
     }
 
+    #[inline]
     pub(crate) fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
+        match self.front.get::<CounterCell>(key) {
+            Some(local) => Counter::from_arc(local),
+            None => self.lookup_counter(key, metadata),
+        }
+    }
+
+    /// The registry, on a front-cache miss.
+    fn lookup_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
         match self.registry.get_counter(SeriesKey::from_ref(key)) {
-            Some(cell) => Counter::from_arc(cell),
+            Some(cell) => match self.front.offer(key, cell) {
+                Ok(local) => Counter::from_arc(local),
+                Err(cell) => Counter::from_arc(cell),
+            },
             None => self.create_counter(key, metadata),
         }
     }
 
+    #[inline]
     pub(crate) fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
+        match self.front.get::<GaugeCell>(key) {
+            Some(local) => Gauge::from_arc(local),
+            None => self.lookup_gauge(key, metadata),
+        }
+    }
+
+    /// The registry, on a front-cache miss.
+    fn lookup_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
         match self.registry.get_gauge(SeriesKey::from_ref(key)) {
-            Some(cell) => Gauge::from_arc(cell),
+            Some(cell) => match self.front.offer(key, cell) {
+                Ok(local) => Gauge::from_arc(local),
+                Err(cell) => Gauge::from_arc(cell),
+            },
             None => self.create_gauge(key, metadata),
         }
     }
 
+    #[inline]
     pub(crate) fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+        match self.front.get::<HistogramCell>(key) {
+            Some(local) => Histogram::from_arc(local),
+            None => self.lookup_histogram(key, metadata),
+        }
+    }
+
+    /// The registry, on a front-cache miss.
+    fn lookup_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
         match self.registry.get_histogram(SeriesKey::from_ref(key)) {
-            Some(cell) => Histogram::from_arc(cell),
+            Some(cell) => match self.front.offer(key, cell) {
+                Ok(local) => Histogram::from_arc(local),
+                Err(cell) => Histogram::from_arc(cell),
+            },
             None => self.create_histogram(key, metadata),
         }
     }
@@ -529,6 +614,8 @@ impl Inner {
         let storage = self.registry.storage();
         let stats = &self.stats;
         let expired_before = stats.series_expired.load(Relaxed);
+        // Cached entries of series due to expire would otherwise count as holders.
+        self.front.purge(limit);
         let keep = |key: &SeriesKey, idle: u32, holders: usize, unflushed: bool| {
             let expired = idle >= limit && holders == 1 && !unflushed;
             if expired {
@@ -726,6 +813,99 @@ mod tests {
     }
 
     #[test]
+    fn a_series_seen_again_is_served_from_the_front_cache() {
+        let rec = inner(10, 3);
+        static LABELS: [Label; 1] = [Label::from_static_parts("k", "v")];
+        static KEY: Key = Key::from_static_parts("m", &LABELS);
+        rec.register_counter(&KEY, &meta()).increment(1); // created
+        assert_eq!(rec.front.len(), 0, "a first sighting caches nothing");
+        rec.register_counter(&KEY, &meta()).increment(2); // registry hit: cached
+        assert_eq!(rec.front.len(), 1);
+        rec.register_counter(&KEY, &meta()).increment(3); // front cache hit
+        // The same key as another type is another series, in its own slot.
+        rec.register_gauge(&KEY, &meta()).set(4.0);
+        rec.register_gauge(&KEY, &meta()).set(5.0);
+        rec.register_gauge(&KEY, &meta()).increment(1.0);
+        assert_eq!(rec.front.len(), 2);
+        let s = rec.collect();
+        assert_eq!(s.len(), 2);
+        assert!(
+            s.iter()
+                .any(|s| s.value == SeriesValue::Counter(CounterValue { total: 6, delta: 6 }))
+        );
+        assert!(
+            s.iter()
+                .any(|s| matches!(&s.value, SeriesValue::Gauge(g) if g.value == 6.0))
+        );
+    }
+
+    #[test]
+    fn cached_series_still_expire_and_held_ones_stay() {
+        let rec = inner(10, 1);
+        let key = |name: &str| Key::from_parts(name.to_owned(), vec![Label::new("k", "v")]);
+        for name in ["c", "held"] {
+            for _ in 0..3 {
+                rec.register_counter(&key(name), &meta()).increment(1);
+            }
+        }
+        rec.register_histogram(&key("h"), &meta()).record(1.0);
+        rec.register_histogram(&key("h"), &meta()).record(1.0);
+        assert_eq!(rec.front.len(), 3);
+        let held = rec.register_counter(&key("held"), &meta()); // from the front cache
+        for _ in 0..3 {
+            rec.collect();
+            rec.expire_idle();
+        }
+        assert_eq!(rec.live_series(), 1, "only the held series is left");
+        assert_eq!(rec.front.len(), 0);
+        held.increment(5);
+        let s = rec.collect();
+        assert_eq!(
+            s[0].value,
+            SeriesValue::Counter(CounterValue { total: 8, delta: 5 })
+        );
+        // Expired keys register afresh, and are cached again once seen again.
+        rec.register_counter(&key("c"), &meta()).increment(1);
+        rec.register_counter(&key("c"), &meta()).increment(1);
+        assert_eq!(rec.front.len(), 1);
+        let s = rec.collect();
+        let c = s.iter().find(|s| s.key.name() == "c").unwrap();
+        assert_eq!(
+            c.value,
+            SeriesValue::Counter(CounterValue { total: 2, delta: 2 })
+        );
+    }
+
+    #[test]
+    fn threads_share_series_through_their_front_caches() {
+        let rec = inner(10, 3);
+        static LABELS: [Label; 2] = [
+            Label::from_static_parts("a", "1"),
+            Label::from_static_parts("b", "2"),
+        ];
+        static KEY: Key = Key::from_static_parts("shared", &LABELS);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..10_000 {
+                        rec.register_counter(&KEY, &meta()).increment(1);
+                    }
+                });
+            }
+        });
+        let s = rec.collect();
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            s[0].value,
+            SeriesValue::Counter(CounterValue {
+                total: 40_000,
+                delta: 40_000
+            })
+        );
+        assert_eq!(rec.live_series(), 1);
+    }
+
+    #[test]
     fn overflow_folds_new_series_and_counts_them() {
         let rec = inner(2, 3);
         for i in 0..5 {
@@ -789,14 +969,14 @@ mod tests {
         }
         let strings = &rec.registry.storage().strings;
         // The owned values "EUR", "0", "1", "2", one copy each; static strings stay static.
-        assert_eq!(strings.strings.lock().unwrap().len(), 4);
+        assert_eq!(strings.strings.lock().unwrap().shared.len(), 4);
         for _ in 0..3 {
             rec.collect();
             rec.expire_idle();
         }
         assert_eq!(rec.live_series(), 0);
         assert!(
-            strings.strings.lock().unwrap().is_empty(),
+            strings.strings.lock().unwrap().shared.is_empty(),
             "swept with their series"
         );
     }
