@@ -84,6 +84,20 @@ fn magnitude_high(m: usize) -> f64 {
     }
 }
 
+/// `|value|` when it is an integer in `1..=EXACT_INTEGER_BOUND`.
+#[inline]
+fn small_integer(value: f64) -> Option<u64> {
+    let bits = value.to_bits();
+    let exponent = ((bits >> 52) & 0x7ff).wrapping_sub(1023);
+    // Exponents 0..=10 are magnitudes 1 to 2047; the fraction's low `52 - exponent` bits must
+    // be zero for an integer.
+    if exponent > 10 || bits << (12 + exponent) != 0 {
+        return None;
+    }
+    let k = ((bits & ((1 << 52) - 1)) | (1 << 52)) >> (52 - exponent);
+    (k <= u64::from(EXACT_INTEGER_BOUND)).then_some(k)
+}
+
 /// The unsigned key of the exact integer `k` (`1..=EXACT_INTEGER_BOUND`).
 fn integer_key(k: u32) -> i32 {
     let m = magnitude_bucket(f64::from(k)).expect("integers from 1 have a bucket");
@@ -256,11 +270,10 @@ impl HistogramCell {
             self.stats.non_finite_dropped.fetch_add(1, Relaxed);
             return;
         }
-        // Small integers first: a conversion and a compare, then one counter of their own.
-        let int = value as i64;
-        if int as f64 == value && int != 0 && int.unsigned_abs() <= u64::from(EXACT_INTEGER_BOUND) {
-            let i = int.unsigned_abs() as usize - 1;
-            let page = if int > 0 { 0 } else { INT_PAGES } + i / SUB_BUCKETS;
+        // Small integers first, from the bits: exponent 0 to 10 and no fraction bits left.
+        if let Some(k) = small_integer(value) {
+            let i = k as usize - 1;
+            let page = if value > 0.0 { 0 } else { INT_PAGES } + i / SUB_BUCKETS;
             Self::page(self.integer_table(), page)[i % SUB_BUCKETS].fetch_add(1, Relaxed);
         } else {
             match magnitude_bucket(value) {
