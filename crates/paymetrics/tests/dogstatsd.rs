@@ -58,13 +58,13 @@ fn udp_gauge_and_histogram_lines() {
         }
     });
     assert!(metrics.flush());
-    // 5.0 lands in the bucket [5.0, 5.0625): sent as its midpoint with weight 3; the lone
-    // 100.0 is its bucket's only sample and is clamped to the exact max.
+    // 5 and 100 are small integers, counted apart and sent exactly: 5 with weight 3, and the
+    // lone 100 (also the exact max).
     assert_eq!(
         sorted_lines(rx.drain(QUIET)),
         [
             "business.payment.processing_time:100|d",
-            "business.payment.processing_time:5.03125|d|@0.3333333333333333",
+            "business.payment.processing_time:5|d|@0.3333333333333333",
             "queue.depth.current:2.5|g|#queue:payouts",
         ]
     );

@@ -4,12 +4,13 @@
 //! `max_payload_bytes`. Fields follow the order datadog-go writes:
 //! `name:value[:value...]|type|@rate|#tags|c:...|e:...|T...|card:...`.
 //!
-//! A histogram goes out as one value per non-empty bucket, the bucket's count carried as the
-//! sample rate (`|@1/count`, rounded so the Agent's `1/rate` is never below the count), and
-//! values sharing a count packed into one multi-value message. Its bytes per flush are thus
-//! bounded by its bucket count (at most 8,192, typically tens) whatever its rate, and the Agent
-//! computes its count exactly and its sum and percentiles within the bucket error (0.79 %). A
-//! histogram with one sample in the interval sends that sample exactly. Sockets are unknown here.
+//! A histogram goes out as one value per non-empty bucket (plus its exact min and max), the
+//! bucket's count carried as the sample rate (`|@1/count`, rounded so the Agent's `1/rate` is
+//! never below the count), and values sharing a count packed into one multi-value message. Its
+//! bytes per flush are thus bounded by its bucket count whatever its rate. The values are
+//! [`HistogramValue::wire_values`]: weighted, they add up to the exact sum, so the Agent
+//! computes count, sum, min and max exactly, small integers as recorded, and percentiles within
+//! a bucket width (1/64, 1.56 %). Sockets are unknown here.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -214,12 +215,14 @@ impl Encoder {
         out.push(self.line.as_bytes());
     }
 
-    /// A histogram's interval: bucket values grouped by count, each group packed into
-    /// multi-value messages carrying the count as the sample rate.
+    /// A histogram's interval: its wire values grouped by count, each group packed into
+    /// multi-value messages carrying the count as the sample rate. Values are written by
+    /// [`write_f64`] (itoa for integers, ryu's shortest round-trip text otherwise), so the
+    /// Agent parses back exactly the `f64` that adds up to the sum.
     pub(crate) fn histogram(&mut self, key: &Key, h: &HistogramValue, out: &mut Payloads) {
         let tags = self.key_tags(key);
         let mut by_count: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
-        for (value, count) in h.buckets() {
+        for (value, count) in h.wire_values() {
             by_count.entry(count).or_default().push(value);
         }
         for (count, values) in by_count {

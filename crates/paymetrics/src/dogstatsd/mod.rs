@@ -50,8 +50,27 @@
 //!
 //! A histogram's interval is sent as one value per non-empty bucket, with the bucket's count as
 //! the sample rate (`|@1/count`), values that share a count packed into one multi-value message
-//! (`name:v1:v2:v3|d|@0.25|#tags`). The Agent computes the count exactly, and the sum and every
-//! percentile within 0.79 % of the recorded values (for magnitudes in `[1e-6, 1.7e13]`).
+//! (`name:v1:v2:v3|d|@0.25|#tags`). The values are
+//! [`HistogramValue::wire_values`](crate::snapshot::HistogramValue::wire_values), chosen so that
+//! what the Agent derives (each value times the integer weight it reads from `1/rate`) is exact
+//! for every flush of every histogram:
+//!
+//! * the count exactly, and the sum to within `f64` rounding (relative error far below `1e-9`
+//!   for values of one sign): each bucket's value moves inside its bucket until the weighted
+//!   values add up to the recorded sum, and one value takes the last remainder;
+//! * min and max exactly: they are sent as themselves, split off their bucket with weight 1;
+//! * integers up to 1,024 in magnitude exactly (retry counts, small sizes): they are counted
+//!   apart, one counter each, and sent as themselves;
+//! * percentiles within one bucket width, 1/64 (1.56 %), of the recorded value of that rank,
+//!   for magnitudes in `[1e-6, 1.7e13]` (the Agent's own sketch adds its bin error on top).
+//!
+//! Values are written as integers or as ryu's shortest text that parses back to the same `f64`,
+//! rounded first to the fewest digits that keep them within 1/64 of their bucket's width, so a
+//! value takes about as many bytes as the bucket midpoints sent before. With
+//! [`histograms_as_distributions(false)`](DogStatsdBuilder::histograms_as_distributions) the
+//! same values go out as `|h`: the Agent's `.count`, `.sum`, `.avg`, `.min` and `.max` are then
+//! exact per host and Agent flush, and its `.median` and percentiles are per host, within the
+//! same 1.56 %.
 //!
 //! ```
 //! use paymetrics::{PaymetricsBuilder, dogstatsd::DogStatsdBuilder};

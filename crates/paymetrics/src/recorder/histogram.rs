@@ -2,11 +2,19 @@
 //!
 //! A value's bucket comes straight from its `f64` bits: the binary exponent picks an octave and
 //! the top [`SUB_BUCKET_BITS`] bits of the mantissa pick one of 64 equal slices of it. Each
-//! bucket is reported by its midpoint, so any value in `[2^-20, 2^44)` (about `1e-6` to `1.7e13`)
-//! is represented within a relative error of 1/128 (0.79 %). Smaller magnitudes count as zero;
+//! bucket's midpoint is within a relative error of 1/128 (0.79 %) of any value in it, for
+//! magnitudes in `[2^-20, 2^44)` (about `1e-6` to `1.7e13`). Smaller magnitudes count as zero;
 //! larger ones land in the top bucket (and min, max and sum stay exact). Octaves are allocated as
 //! 64-bucket pages on first use, so a latency histogram spanning 1 ms to 2 s touches 11 pages
 //! (5.6 KiB), whatever its rate.
+//!
+//! Integers `k` with `1 <= |k| <=` [`EXACT_INTEGER_BOUND`] (1,024) are counted apart, one counter per
+//! integer (in 64-integer pages, allocated on first use): retry counts, delivery counts and
+//! small sizes come back exactly. Their keys sit next to the log-linear bucket holding them, so
+//! keys still order (nearly) like values.
+//!
+//! What goes on the wire (exact sums, min and max) is computed from a drain in
+//! [`crate::snapshot::HistogramValue::wire_values`], off the hot path.
 
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 
@@ -24,11 +32,26 @@ pub const MAX_EXPONENT: i32 = 44;
 const OCTAVES: usize = (MAX_EXPONENT - MIN_EXPONENT) as usize;
 /// Magnitude buckets per sign.
 pub(crate) const MAGNITUDE_BUCKETS: usize = OCTAVES * SUB_BUCKETS;
-/// The largest relative error of a bucket's representative value, within the kept range.
+/// The largest relative error of a bucket's midpoint, within the kept range: what in-process
+/// quantiles ([`crate::snapshot::HistogramValue::quantile`]) are within.
 pub const RELATIVE_ERROR: f64 = 1.0 / (2 * SUB_BUCKETS) as f64;
+/// The largest relative error of a value sent on the wire for a non-integer sample: one bucket
+/// width (1/64), in which the values of one flush move so that they add up to the exact sum.
+pub(crate) const WIRE_RELATIVE_ERROR: f64 = 1.0 / SUB_BUCKETS as f64;
+/// Integers up to this magnitude are counted exactly, each apart, and sent as themselves.
+pub(crate) const EXACT_INTEGER_BOUND: u32 = 1024;
+const INT_PAGES: usize = EXACT_INTEGER_BOUND as usize / SUB_BUCKETS;
+
+/// Key slots per magnitude bucket: an integer key is `slot * (m + 1) + offset` (the integer's
+/// distance from the bucket's lower bound, below 8 for integers up to 1,024) and the bucket's
+/// own key `slot * (m + 1) + LOG_SLOT`, so a bucket's integers order before its other values.
+const KEY_SLOTS: i32 = 16;
+const LOG_SLOT: i32 = KEY_SLOTS - 1;
 
 type Page = [AtomicU64; SUB_BUCKETS];
 type PageTable = [AtomicPtr<Page>; OCTAVES];
+/// Pages of exact integers: `INT_PAGES` for `1..=1024`, then as many for `-1..=-1024`.
+type IntTable = [AtomicPtr<Page>; 2 * INT_PAGES];
 
 /// The magnitude bucket of `|value|`, or `None` for values that count as zero.
 #[inline]
@@ -45,31 +68,109 @@ fn magnitude_bucket(value: f64) -> Option<usize> {
     Some((exponent - MIN_EXPONENT) as usize * SUB_BUCKETS + sub)
 }
 
-/// Signed bucket key, ordered like the values: 0 is zero, `k > 0` is magnitude bucket `k - 1`
-/// of positive values, `-k` the same bucket of negative values.
-#[cfg(test)]
-pub(crate) fn bucket_key(value: f64) -> i32 {
-    match magnitude_bucket(value) {
-        None => 0,
-        Some(m) if value > 0.0 => m as i32 + 1,
-        Some(m) => -(m as i32 + 1),
+/// The lower bound of magnitude bucket `m` (exact: a power of two times `1 + sub/64`).
+fn magnitude_low(m: usize) -> f64 {
+    let octave = (m / SUB_BUCKETS) as i32 + MIN_EXPONENT;
+    let sub = (m % SUB_BUCKETS) as f64;
+    2f64.powi(octave) * (1.0 + sub / SUB_BUCKETS as f64)
+}
+
+/// One past the largest magnitude of bucket `m`; the top bucket has no upper bound.
+fn magnitude_high(m: usize) -> f64 {
+    if m + 1 >= MAGNITUDE_BUCKETS {
+        f64::INFINITY
+    } else {
+        magnitude_low(m + 1)
     }
 }
 
-/// The value a bucket key stands for: the midpoint of its bucket.
-pub(crate) fn bucket_value(key: i32) -> f64 {
-    if key == 0 {
-        return 0.0;
+/// `|value|` when it is an integer in `1..=EXACT_INTEGER_BOUND`.
+#[inline]
+fn small_integer(value: f64) -> Option<u64> {
+    let bits = value.to_bits();
+    let exponent = ((bits >> 52) & 0x7ff).wrapping_sub(1023);
+    // Exponents 0..=10 are magnitudes 1 to 2047; the fraction's low `52 - exponent` bits must
+    // be zero for an integer.
+    if exponent > 10 || bits << (12 + exponent) != 0 {
+        return None;
     }
-    let magnitude = key.unsigned_abs() as usize - 1;
-    let octave = (magnitude / SUB_BUCKETS) as i32 + MIN_EXPONENT;
-    let sub = (magnitude % SUB_BUCKETS) as f64;
-    let width = 2f64.powi(octave) / SUB_BUCKETS as f64;
-    let mid = 2f64.powi(octave) + (sub + 0.5) * width;
-    if key > 0 { mid } else { -mid }
+    let k = ((bits & ((1 << 52) - 1)) | (1 << 52)) >> (52 - exponent);
+    (k <= u64::from(EXACT_INTEGER_BOUND)).then_some(k)
+}
+
+/// The unsigned key of the exact integer `k` (`1..=EXACT_INTEGER_BOUND`).
+fn integer_key(k: u32) -> i32 {
+    let m = magnitude_bucket(f64::from(k)).expect("integers from 1 have a bucket");
+    let offset = f64::from(k) - magnitude_low(m);
+    (m as i32 + 1) * KEY_SLOTS + offset as i32
+}
+
+/// Signed bucket key, ordered like the values (within a bucket, its exact integers first):
+/// 0 is zero, a positive key a positive value, its negation the same magnitude negative.
+/// The cell computes the same keys inline; this is the reference its tests compare with.
+#[cfg(test)]
+pub(crate) fn bucket_key(value: f64) -> i32 {
+    let int = value as i64;
+    if int as f64 == value && int != 0 && int.unsigned_abs() <= u64::from(EXACT_INTEGER_BOUND) {
+        let key = integer_key(int.unsigned_abs() as u32);
+        return if int > 0 { key } else { -key };
+    }
+    match magnitude_bucket(value) {
+        None => 0,
+        Some(m) => {
+            let key = (m as i32 + 1) * KEY_SLOTS + LOG_SLOT;
+            if value > 0.0 { key } else { -key }
+        }
+    }
+}
+
+/// Whether a key stands for one exact value (zero or an exact integer).
+pub(crate) fn is_exact(key: i32) -> bool {
+    key == 0 || key.unsigned_abs() as i32 % KEY_SLOTS != LOG_SLOT
+}
+
+/// The signed range `[low, high]` of the values a key holds: one point for exact integers,
+/// magnitudes below `2^-20` for zero.
+pub(crate) fn bucket_bounds(key: i32) -> (f64, f64) {
+    if key == 0 {
+        let tiny = 2f64.powi(MIN_EXPONENT);
+        return (-tiny, tiny);
+    }
+    let unsigned = key.unsigned_abs() as i32;
+    let m = (unsigned / KEY_SLOTS - 1) as usize;
+    let slot = unsigned % KEY_SLOTS;
+    let (low, high) = if slot == LOG_SLOT {
+        (magnitude_low(m), magnitude_high(m))
+    } else {
+        let k = magnitude_low(m) + f64::from(slot);
+        (k, k)
+    };
+    if key > 0 { (low, high) } else { (-high, -low) }
+}
+
+/// The value a bucket key stands for: the exact integer, 0, or the midpoint of its bucket (the
+/// top bucket, unbounded, by its lower bound).
+pub(crate) fn bucket_value(key: i32) -> f64 {
+    let (low, high) = bucket_bounds(key);
+    if key == 0 || low == high {
+        return if key == 0 { 0.0 } else { low };
+    }
+    if low.is_infinite() {
+        return high;
+    }
+    if high.is_infinite() {
+        return low;
+    }
+    low + (high - low) / 2.0
 }
 
 fn new_page_table() -> Box<PageTable> {
+    Box::new(std::array::from_fn(
+        |_| AtomicPtr::new(std::ptr::null_mut()),
+    ))
+}
+
+fn new_int_table() -> Box<IntTable> {
     Box::new(std::array::from_fn(
         |_| AtomicPtr::new(std::ptr::null_mut()),
     ))
@@ -91,6 +192,8 @@ pub(crate) struct Drained {
 pub(crate) struct HistogramCell {
     positive: Box<PageTable>,
     negative: AtomicPtr<PageTable>,
+    /// Exact integers, allocated on the first one.
+    integers: AtomicPtr<IntTable>,
     zero: AtomicU64,
     sum_bits: AtomicU64,
     min_bits: AtomicU64,
@@ -101,11 +204,34 @@ pub(crate) struct HistogramCell {
     attached: Box<[metrics::Histogram]>,
 }
 
+/// The table behind `slot`, published on first use by whichever thread gets there first.
+#[cold]
+fn published<T>(slot: &AtomicPtr<T>, make: fn() -> Box<T>) -> &T {
+    let current = slot.load(Acquire);
+    if !current.is_null() {
+        // SAFETY: a published table lives until the cell's Drop.
+        return unsafe { &*current };
+    }
+    let fresh = Box::into_raw(make());
+    match slot.compare_exchange(std::ptr::null_mut(), fresh, AcqRel, Acquire) {
+        // SAFETY: we just published our own allocation.
+        Ok(_) => unsafe { &*fresh },
+        Err(existing) => {
+            // SAFETY: `fresh` was never shared; `existing` lives until the cell's Drop.
+            unsafe {
+                drop(Box::from_raw(fresh));
+                &*existing
+            }
+        }
+    }
+}
+
 impl HistogramCell {
     pub(crate) fn new(stats: std::sync::Arc<Stats>, attached: Box<[metrics::Histogram]>) -> Self {
         Self {
             positive: new_page_table(),
             negative: AtomicPtr::new(std::ptr::null_mut()),
+            integers: AtomicPtr::new(std::ptr::null_mut()),
             zero: AtomicU64::new(0),
             sum_bits: AtomicU64::new(0f64.to_bits()),
             min_bits: AtomicU64::new(f64::INFINITY.to_bits()),
@@ -116,54 +242,26 @@ impl HistogramCell {
         }
     }
 
-    #[cold]
-    fn negative_table(&self) -> &PageTable {
-        let current = self.negative.load(Acquire);
+    #[inline]
+    fn integer_table(&self) -> &IntTable {
+        let current = self.integers.load(Acquire);
         if !current.is_null() {
             // SAFETY: a published table lives until Drop.
             return unsafe { &*current };
         }
-        let fresh = Box::into_raw(new_page_table());
-        match self
-            .negative
-            .compare_exchange(std::ptr::null_mut(), fresh, AcqRel, Acquire)
-        {
-            // SAFETY: we just published our own allocation.
-            Ok(_) => unsafe { &*fresh },
-            Err(existing) => {
-                // SAFETY: `fresh` was never shared; `existing` lives until Drop.
-                unsafe {
-                    drop(Box::from_raw(fresh));
-                    &*existing
-                }
-            }
-        }
+        published(&self.integers, new_int_table)
     }
 
     #[inline]
-    fn page(table: &PageTable, octave: usize) -> &Page {
-        let ptr = table[octave].load(Acquire);
+    fn page(table: &[AtomicPtr<Page>], index: usize) -> &Page {
+        let ptr = table[index].load(Acquire);
         if !ptr.is_null() {
             // SAFETY: a published page lives until Drop.
             return unsafe { &*ptr };
         }
-        Self::new_page(&table[octave])
-    }
-
-    #[cold]
-    fn new_page(slot: &AtomicPtr<Page>) -> &Page {
-        let fresh = Box::into_raw(Box::new(std::array::from_fn(|_| AtomicU64::new(0))));
-        match slot.compare_exchange(std::ptr::null_mut(), fresh, AcqRel, Acquire) {
-            // SAFETY: we just published our own allocation.
-            Ok(_) => unsafe { &*fresh },
-            Err(existing) => {
-                // SAFETY: `fresh` was never shared; `existing` lives until Drop.
-                unsafe {
-                    drop(Box::from_raw(fresh));
-                    &*existing
-                }
-            }
-        }
+        published(&table[index], || {
+            Box::new(std::array::from_fn(|_| AtomicU64::new(0)))
+        })
     }
 
     #[inline]
@@ -172,17 +270,24 @@ impl HistogramCell {
             self.stats.non_finite_dropped.fetch_add(1, Relaxed);
             return;
         }
-        match magnitude_bucket(value) {
-            None => {
-                self.zero.fetch_add(1, Relaxed);
-            }
-            Some(m) => {
-                let table = if value > 0.0 {
-                    &*self.positive
-                } else {
-                    self.negative_table()
-                };
-                Self::page(table, m / SUB_BUCKETS)[m % SUB_BUCKETS].fetch_add(1, Relaxed);
+        // Small integers first, from the bits: exponent 0 to 10 and no fraction bits left.
+        if let Some(k) = small_integer(value) {
+            let i = k as usize - 1;
+            let page = if value > 0.0 { 0 } else { INT_PAGES } + i / SUB_BUCKETS;
+            Self::page(self.integer_table(), page)[i % SUB_BUCKETS].fetch_add(1, Relaxed);
+        } else {
+            match magnitude_bucket(value) {
+                None => {
+                    self.zero.fetch_add(1, Relaxed);
+                }
+                Some(m) => {
+                    let table = if value > 0.0 {
+                        &*self.positive
+                    } else {
+                        published(&self.negative, new_page_table)
+                    };
+                    Self::page(table, m / SUB_BUCKETS)[m % SUB_BUCKETS].fetch_add(1, Relaxed);
+                }
             }
         }
         let mut current = self.sum_bits.load(Relaxed);
@@ -215,14 +320,31 @@ impl HistogramCell {
         let negative = self.negative.load(Acquire);
         if !negative.is_null() {
             // SAFETY: a published table lives until Drop.
-            drain_table(unsafe { &*negative }, &mut buckets, |m| -(m as i32 + 1));
-            buckets.reverse();
+            drain_pages(unsafe { &*negative }, &mut buckets, |m| {
+                -((m as i32 + 1) * KEY_SLOTS + LOG_SLOT)
+            });
         }
         let zero = take(&self.zero);
         if zero > 0 {
             buckets.push((0, zero));
         }
-        drain_table(&self.positive, &mut buckets, |m| m as i32 + 1);
+        drain_pages(&*self.positive, &mut buckets, |m| {
+            (m as i32 + 1) * KEY_SLOTS + LOG_SLOT
+        });
+        let integers = self.integers.load(Acquire);
+        if !integers.is_null() {
+            // SAFETY: a published table lives until Drop.
+            drain_pages(unsafe { &*integers }, &mut buckets, |i| {
+                let key = integer_key((i % EXACT_INTEGER_BOUND as usize) as u32 + 1);
+                if i < EXACT_INTEGER_BOUND as usize {
+                    key
+                } else {
+                    -key
+                }
+            });
+        }
+        // Tens of entries, once per flush: a sort is simpler than merging four ordered runs.
+        buckets.sort_unstable_by_key(|&(key, _)| key);
         let count = buckets.iter().map(|(_, c)| c).sum();
         let sum = f64::from_bits(self.sum_bits.swap(0f64.to_bits(), AcqRel));
         let min = f64::from_bits(self.min_bits.swap(f64::INFINITY.to_bits(), AcqRel));
@@ -247,8 +369,9 @@ fn take(cell: &AtomicU64) -> u64 {
     }
 }
 
-fn drain_table(table: &PageTable, out: &mut Vec<(i32, u64)>, key: impl Fn(usize) -> i32) {
-    for (octave, slot) in table.iter().enumerate() {
+/// Takes every non-zero counter of `table`, keyed by `key(page * 64 + slot)`.
+fn drain_pages(table: &[AtomicPtr<Page>], out: &mut Vec<(i32, u64)>, key: impl Fn(usize) -> i32) {
+    for (index, slot) in table.iter().enumerate() {
         let page = slot.load(Acquire);
         if page.is_null() {
             continue;
@@ -258,7 +381,7 @@ fn drain_table(table: &PageTable, out: &mut Vec<(i32, u64)>, key: impl Fn(usize)
         for (sub, bucket) in page.iter().enumerate() {
             let n = take(bucket);
             if n > 0 {
-                out.push((key(octave * SUB_BUCKETS + sub), n));
+                out.push((key(index * SUB_BUCKETS + sub), n));
             }
         }
     }
@@ -275,7 +398,7 @@ fn fetch_extreme(cell: &AtomicU64, value: f64, better: impl Fn(f64, f64) -> bool
     }
 }
 
-fn free_table(table: &mut PageTable) {
+fn free_pages(table: &mut [AtomicPtr<Page>]) {
     for slot in table.iter_mut() {
         let page = *slot.get_mut();
         if !page.is_null() {
@@ -287,12 +410,18 @@ fn free_table(table: &mut PageTable) {
 
 impl Drop for HistogramCell {
     fn drop(&mut self) {
-        free_table(&mut self.positive);
+        free_pages(&mut *self.positive);
         let negative = *self.negative.get_mut();
         if !negative.is_null() {
             // SAFETY: the table comes from Box::into_raw and is freed once, here.
             let mut table = unsafe { Box::from_raw(negative) };
-            free_table(&mut table);
+            free_pages(&mut *table);
+        }
+        let integers = *self.integers.get_mut();
+        if !integers.is_null() {
+            // SAFETY: the table comes from Box::into_raw and is freed once, here.
+            let mut table = unsafe { Box::from_raw(integers) };
+            free_pages(&mut *table);
         }
     }
 }
@@ -325,6 +454,49 @@ mod tests {
                 assert!(err <= RELATIVE_ERROR, "{v}: {rep} off by {err}");
             }
             v *= 1.001;
+        }
+    }
+
+    #[test]
+    fn integers_up_to_the_bound_are_exact_and_apart() {
+        let h = cell();
+        for k in 1..=i64::from(EXACT_INTEGER_BOUND) {
+            for v in [k as f64, -(k as f64)] {
+                let key = bucket_key(v);
+                assert!(is_exact(key), "{v}");
+                assert_eq!(bucket_value(key), v);
+                assert_eq!(bucket_bounds(key), (v, v));
+                h.record(v);
+            }
+        }
+        // Just past the bound, and a fraction, go to log-linear buckets.
+        for v in [1025.0, 1.5, 127.25] {
+            assert!(!is_exact(bucket_key(v)), "{v}");
+        }
+        assert!(is_exact(bucket_key(0.0)));
+        let d = h.drain();
+        assert_eq!(d.buckets.len(), 2 * EXACT_INTEGER_BOUND as usize);
+        assert!(d.buckets.iter().all(|&(_, n)| n == 1));
+        let values: Vec<f64> = d.buckets.iter().map(|&(k, _)| bucket_value(k)).collect();
+        assert!(
+            values.windows(2).all(|w| w[0] < w[1]),
+            "drained in value order"
+        );
+        assert_eq!(d.sum, 0.0);
+    }
+
+    #[test]
+    fn every_value_lies_within_its_bucket_bounds() {
+        let mut v = 2f64.powi(MIN_EXPONENT);
+        while v < 2f64.powi(MAX_EXPONENT + 2) {
+            for x in [v, -v, v.round(), -v.round()] {
+                let (low, high) = bucket_bounds(bucket_key(x));
+                assert!(low <= x && x <= high, "{x} not in [{low}, {high}]");
+                if x != 0.0 && high.is_finite() && low.is_finite() {
+                    assert!((high - low) <= x.abs() * WIRE_RELATIVE_ERROR, "{x}");
+                }
+            }
+            v *= 1.0007;
         }
     }
 
