@@ -38,7 +38,10 @@
 //! Expiries are relative (`PEXPIRE`, not `PEXPIREAT`) so they follow Redis's clock, whatever
 //! the application's clock says. On Redis Cluster ([`RedisStoreBuilder::cluster`]) the client
 //! follows `MOVED` and `ASK` redirections (a resharding) and finds the new primary after a
-//! failover; every operation stays bounded by the operation timeout meanwhile.
+//! failover; every operation stays bounded by the operation timeout meanwhile. While the
+//! namespace's slot is mid-migration, a write that creates a key (a new period, the scratch
+//! key) gets `TRYAGAIN` from Redis and fails within that bound; the next write after the move
+//! carries the same absolute values, so nothing is lost or counted twice.
 //!
 //! An ACL user for the store needs `EVALSHA`, `EVAL`, and within scripts `SET`, `GET`, `DEL`,
 //! `HGET`, `HSET`, `PEXPIRE`, `PFMERGE`, `ZADD` and `ZSCORE` on the namespace's keys (and
@@ -148,6 +151,9 @@ const COMPLETE_SINCE_MEMBER: &str = "fleet";
 const SCRIPT: &str = r#"
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 local epoch = redis.call('GET', KEYS[1])
+-- A mark of 0 (nothing lost) makes sure the key exists: in a slot being migrated, a script
+-- whose keys all exist runs on the node that holds them, one with a missing key gets TRYAGAIN.
+redis.call('ZADD', KEYS[2], 'NX', 0, 'fleet')
 if ARGV[2] ~= '' then
   redis.call('ZADD', KEYS[2], 'GT', ARGV[2], 'fleet')
 end
