@@ -87,7 +87,7 @@ mod on_redis {
         let keys = keys(&ns).await;
         assert!(
             keys.contains(&format!(
-                "paymetrics:{{{ns}}}:hour:{}",
+                "paymetrics:{{{ns}}}:hour_totals:{}",
                 common::DAY0 + 10 * 3600
             )),
             "{keys:?}"
@@ -163,19 +163,31 @@ mod on_redis {
             "nobody wrote one: a real nothing"
         );
 
-        // What a user sees in redis-cli: one field per instance, absolute values, an expiry.
+        // What a user sees in redis-cli: the fleet's sum, one field per instance with its
+        // absolute values, an expiry.
         let mut c = connect().await;
-        let key = format!("paymetrics:{{{ns}}}:hour:3600");
+        let key = format!("paymetrics:{{{ns}}}:hour_totals:3600");
         let fields: std::collections::BTreeMap<String, String> = redis::cmd("HGETALL")
             .arg(&key)
             .query_async(&mut c)
             .await
             .unwrap();
-        assert_eq!(fields.len(), 2);
+        assert_eq!(fields.len(), 3, "{fields:?}");
         assert!(
-            fields["a"].starts_with("payments=3,payments_succeeded=3,volume=30.5,"),
+            fields["i:a"].starts_with("payments=3,payments_succeeded=3,volume=30.5,"),
             "{fields:?}"
         );
+        assert!(
+            fields["sum"].contains("payments=7,") && fields["sum"].contains("volume=70.75"),
+            "a retried write added nothing: {fields:?}"
+        );
+        // The fleet's sketch is one Redis HyperLogLog, merged in Redis: Redis reads it too.
+        let count: u64 = redis::cmd("PFCOUNT")
+            .arg(format!("paymetrics:{{{ns}}}:hll:users:0"))
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(count, 3);
         let ttl: i64 = redis::cmd("PTTL")
             .arg(&key)
             .query_async(&mut c)

@@ -77,7 +77,10 @@ async fn a_restart_mid_hour_heals_the_store_but_that_hour_is_withheld() {
         .map(|id| instance(&clock, &server, "restart", id, Duration::from_secs(10)))
         .collect();
     let all: Vec<&Instance> = fleet.iter().collect();
-    let hour_key = format!("paymetrics:{{restart}}:hour:{}", common::DAY0 + 10 * 3600);
+    let hour_key = format!(
+        "paymetrics:{{restart}}:hour_totals:{}",
+        common::DAY0 + 10 * 3600
+    );
     advance_to(&clock, &all, t(10, 30, 0)).await;
 
     // Before the restart: 1 + 2 + 3 payments of 10 (fees 0.25), written at 10:30:30.

@@ -10,7 +10,9 @@
 //! rewrites the same values, and a store that lost everything (a Redis restart; the machine's
 //! Redis keeps nothing on disk) is whole again after every live instance's next write, because
 //! each write carries every period the instance still holds. Readers sum the entries (totals)
-//! or merge them (sketches, register-wise max), so nothing can be counted twice.
+//! or merge them (sketches, register-wise max), so nothing can be counted twice. A store may
+//! do that work as entries arrive, so that reading costs the same whatever the fleet's size:
+//! `RedisStore` keeps a running sum beside the entries and merges sketches into one per period.
 //!
 //! An instance that stops leaves its entries behind until they expire: the payments it
 //! processed still count in the periods they happened in.
@@ -43,6 +45,8 @@ use paymetrics::{kpi::PeriodTotals, uniques::HyperLogLog};
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod redis_hll;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{

@@ -1,58 +1,84 @@
-//! [`RedisStore`]: the fleet store on Redis (`redis://`, `rediss://` with the `tls` feature,
-//! passwords and ACL users).
+//! [`RedisStore`]: the fleet store on Redis or Redis Cluster (`redis://`, `rediss://` with
+//! the `tls` feature, passwords and ACL users).
 //!
 //! # Keys
 //!
 //! Every key starts with `paymetrics:{<namespace>}:`; the braces make the namespace a Redis
-//! Cluster hash tag, so one fleet's keys share a slot and pipelines stay on one node.
+//! Cluster hash tag, so one fleet's keys share a slot and each operation is one script on
+//! one node.
 //!
-//! | key | type | field | value | expiry after the last write |
-//! |---|---|---|---|---|
-//! | `minute:<unix start>` | hash | instance id | totals, `payments=5,volume=12.5,...` | [`MINUTE_RETENTION`] |
-//! | `hour:<unix start>` | hash | instance id | totals | [`HOUR_RETENTION`] |
-//! | `users:<day>`, `senders:<day>`, `monthly_users:<yyyymm>` | hash | instance id | 16 KiB of HyperLogLog registers | [`SKETCH_RETENTION`] |
-//! | `lock:<kind>:<period>` | string | | the publishing instance's id | until the period can no longer be published |
-//! | `epoch` | string | | a token naming this generation of the data | none |
-//! | `complete_since` | sorted set | member `fleet` | score: Unix ms before which data was lost | none |
+//! | key | type | content | expiry after the last write |
+//! |---|---|---|---|
+//! | `minute_totals:<unix start>` | hash | field `sum`: the fleet's totals, `payments=5,volume=12.5,...`; field `i:<instance id>`: that instance's totals | [`MINUTE_RETENTION`] |
+//! | `hour_totals:<unix start>` | hash | as for minutes | [`HOUR_RETENTION`] |
+//! | `hll:users:<day>`, `hll:senders:<day>`, `hll:monthly_users:<yyyymm>` | string | the fleet's merged sketch, a Redis HyperLogLog (`PFCOUNT` reads it) | [`SKETCH_RETENTION`] |
+//! | `scratch` | string | an instance's sketch on its way into `PFMERGE`, deleted in the same script | none: never outlives the script |
+//! | `lock:<kind>:<period>` | string | the publishing instance's id | until the period can no longer be published |
+//! | `epoch` | string | a token naming this generation of the data | none |
+//! | `complete_since` | sorted set | member `fleet`, score: Unix ms before which data was lost | none |
 //!
-//! Each instance writes all of its fields in one transaction (`HSET` + `PEXPIRE` per key).
+//! # Costs that do not grow with the fleet
+//!
+//! Each operation is one Lua script (`EVALSHA`; `EVAL` once per node when the node does not
+//! know it yet), atomic like a transaction, so a write is one round trip per instance per
+//! interval.
+//!
+//! * **Sketches are merged where they are stored.** An instance's write puts its registers in
+//!   Redis's HyperLogLog encoding into `scratch` and `PFMERGE`s them into the period's key:
+//!   register-wise max, so a retried or duplicated write changes nothing, and the key stays
+//!   12 KiB whether one instance or 100,000 wrote it. The publisher reads that one key.
+//! * **Totals are summed as they are written.** An instance writes its absolute totals for a
+//!   period; the script compares them with what that instance wrote before (field
+//!   `i:<instance>`) and adds the difference to `sum`. A retry finds its own values and adds
+//!   nothing; an instance that joins adds all of its totals; one that leaves leaves them (the
+//!   payments it processed still count). The publisher reads `sum` only. Counts are exact;
+//!   amounts (volume, fees) are `f64` sums whose rounding may differ from summing the
+//!   instances' values in another order by a few units in the last place.
+//!
 //! Expiries are relative (`PEXPIRE`, not `PEXPIREAT`) so they follow Redis's clock, whatever
-//! the application's clock says.
+//! the application's clock says. On Redis Cluster ([`RedisStoreBuilder::cluster`]) the client
+//! follows `MOVED` and `ASK` redirections (a resharding) and finds the new primary after a
+//! failover; every operation stays bounded by the operation timeout meanwhile. While the
+//! namespace's slot is mid-migration, a write that creates a key (a new period, the scratch
+//! key) gets `TRYAGAIN` from Redis and fails within that bound; the next write after the move
+//! carries the same absolute values, so nothing is lost or counted twice.
 //!
-//! An ACL user for the store needs `MULTI`, `EXEC`, `SET`, `GET`, `HSET`, `HGETALL`, `PEXPIRE`,
-//! `ZADD` and `ZSCORE` on the namespace's keys.
+//! An ACL user for the store needs `EVALSHA`, `EVAL`, and within scripts `SET`, `GET`, `DEL`,
+//! `HGET`, `HSET`, `PEXPIRE`, `PFMERGE`, `ZADD` and `ZSCORE` on the namespace's keys (and
+//! `CLUSTER SLOTS` on a cluster).
 //!
 //! # Noticing that Redis lost its data
 //!
-//! Every operation, reads and writes alike, is one `MULTI` transaction that begins with
-//! `SET epoch <new random token> NX` and `GET epoch`: the first store to reach an empty Redis
-//! names the generation, and the others adopt its token. A store that finds another token
-//! than the one it saw last knows that everything it saw before is gone (a restart without
-//! persistence, a `FLUSHALL`, a failover to an empty node; a failover to a replica keeps the
-//! token and is not a loss). It then records the loss as of its clock's `now` (`ZADD
-//! complete_since GT <ms> fleet`), keeps that record itself, and asserts it again in each of
-//! its later transactions, so a second restart does not erase it. Every read returns
-//! `complete: false` when the data it covers began before the latest recorded loss.
+//! Every operation, reads and writes alike, begins with `SET epoch <new random token> NX`
+//! and `GET epoch` in the same script: the first store to reach an empty Redis names the
+//! generation, and the others adopt its token. A store that finds another token than the one
+//! it saw last knows that everything it saw before is gone (a restart without persistence, a
+//! `FLUSHALL`, a failover to an empty node; a failover to a replica keeps the token and is
+//! not a loss). It then records the loss as of its clock's `now` (`ZADD complete_since GT
+//! <ms> fleet`), keeps that record itself, and asserts it again in each of its later
+//! operations, so a second restart does not erase it. Every read returns `complete: false`
+//! when the data it covers began before the latest recorded loss.
 //!
 //! What this cannot see: a loss that no store noticed, because no store that had reached the
 //! previous generation has reached Redis since (for instance every instance restarted with
 //! Redis). Then the instances alive are new, and their data is all in the new generation.
 
 use std::{
-    collections::HashMap,
     sync::{Mutex, PoisonError},
     time::{Duration, SystemTime},
 };
 
 use paymetrics::{kpi::PeriodTotals, uniques::HyperLogLog};
 use redis::{
-    Client, FromRedisValue, IntoConnectionInfo, Pipeline, Value,
+    Client, Cmd, FromRedisValue, IntoConnectionInfo, Value,
     aio::{ConnectionManager, ConnectionManagerConfig},
+    cluster::{ClusterClient, ClusterConfig},
+    cluster_async::ClusterConnection,
 };
 
 use super::{
     FleetRead, FleetStore, Granularity, HOUR_RETENTION, InstanceReport, MINUTE_RETENTION,
-    SKETCH_RETENTION, SketchKey, StoreError, StoreFuture, decode_totals, encode_totals,
+    SKETCH_RETENTION, SketchKey, StoreError, StoreFuture, decode_totals, encode_totals, redis_hll,
 };
 use crate::Error;
 
@@ -61,7 +87,7 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 /// Default bound on each Redis operation, connecting included.
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The fleet store on Redis.
+/// The fleet store on Redis, or on Redis Cluster ([`RedisStoreBuilder::cluster`]).
 ///
 /// Creating one does not connect: the connection is made on first use by the scheduler and
 /// re-made after failures, so a Redis that is down at start-up, or restarts, never stops the
@@ -79,16 +105,127 @@ pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(2);
 /// # Ok::<(), paymetrics_automation::Error>(())
 /// ```
 pub struct RedisStore {
-    client: Client,
+    client: Target,
     prefix: String,
     timeout: Duration,
-    manager: Mutex<Option<ConnectionManager>>,
+    connection: Mutex<Option<Connection>>,
     generation: Mutex<Generation>,
+}
+
+/// A single Redis, or a cluster reached through its seed nodes.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per store, made once: the size does not matter"
+)]
+enum Target {
+    Single(Client),
+    Cluster(ClusterClient),
+}
+
+/// A connection to the [`Target`]; both reconnect by themselves and are cheap to clone.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Connection {
+    async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> redis::RedisResult<T> {
+        match self {
+            Connection::Single(c) => cmd.query_async(c).await,
+            Connection::Cluster(c) => cmd.query_async(c).await,
+        }
+    }
 }
 
 /// The only member of the `complete_since` sorted set (a sorted set for `ZADD GT`: a loss
 /// recorded later never moves the mark back).
 const COMPLETE_SINCE_MEMBER: &str = "fleet";
+
+/// Every operation: the generation check, then the operation named by `ARGV[3]`.
+///
+/// `KEYS[1]` is `epoch`, `KEYS[2]` `complete_since`, the rest the operation's keys.
+/// `ARGV[1]` is this store's new epoch token, `ARGV[2]` the loss it asserts (Unix ms, or
+/// empty), `ARGV[4..]` the operation's arguments. It returns `{epoch, recorded loss, {...}}`.
+/// Numbers are formatted with `%.17g`, which round-trips an `f64`.
+const SCRIPT: &str = r#"
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+local epoch = redis.call('GET', KEYS[1])
+-- A mark of 0 (nothing lost) makes sure the key exists: in a slot being migrated, a script
+-- whose keys all exist runs on the node that holds them, one with a missing key gets TRYAGAIN.
+redis.call('ZADD', KEYS[2], 'NX', 0, 'fleet')
+if ARGV[2] ~= '' then
+  redis.call('ZADD', KEYS[2], 'GT', ARGV[2], 'fleet')
+end
+local recorded = redis.call('ZSCORE', KEYS[2], 'fleet')
+local op = ARGV[3]
+local out = {}
+
+local function parse(encoded)
+  local t = {}
+  if encoded then
+    for name, value in string.gmatch(encoded, '([^,=]+)=([^,]+)') do
+      t[name] = tonumber(value) or 0
+    end
+  end
+  return t
+end
+
+local function encode(t)
+  local names = {}
+  for name in pairs(t) do names[#names + 1] = name end
+  table.sort(names)
+  local parts = {}
+  for i, name in ipairs(names) do parts[i] = name .. '=' .. string.format('%.17g', t[name]) end
+  return table.concat(parts, ',')
+end
+
+if op == 'write' then
+  -- ARGV[4]: the instance's field; ARGV[5]: n, the number of totals; then n pairs
+  -- (retention ms, totals) for KEYS[4..3+n], then pairs (retention ms, Redis HLL) for the
+  -- sketch keys after them. KEYS[3] is the scratch key.
+  local field = ARGV[4]
+  local n = tonumber(ARGV[5])
+  local a = 6
+  for i = 1, n do
+    local key = KEYS[3 + i]
+    local new = ARGV[a + 1]
+    local old = redis.call('HGET', key, field)
+    if old ~= new then
+      local sum = parse(redis.call('HGET', key, 'sum'))
+      local before, after = parse(old), parse(new)
+      for name, value in pairs(after) do
+        sum[name] = (sum[name] or 0) + value - (before[name] or 0)
+      end
+      for name, value in pairs(before) do
+        if after[name] == nil then sum[name] = (sum[name] or 0) - value end
+      end
+      redis.call('HSET', key, field, new, 'sum', encode(sum))
+    end
+    redis.call('PEXPIRE', key, ARGV[a])
+    a = a + 2
+  end
+  local k = 4 + n
+  while a < #ARGV do
+    redis.call('SET', KEYS[3], ARGV[a + 1])
+    redis.call('PFMERGE', KEYS[k], KEYS[3])
+    redis.call('DEL', KEYS[3])
+    redis.call('PEXPIRE', KEYS[k], ARGV[a])
+    a = a + 2
+    k = k + 1
+  end
+elseif op == 'totals' then
+  for i = 3, #KEYS do out[i - 2] = redis.call('HGET', KEYS[i], 'sum') end
+elseif op == 'sketch' then
+  out[1] = redis.call('GET', KEYS[3])
+elseif op == 'lock' then
+  redis.call('SET', KEYS[3], ARGV[4], 'NX', 'PX', ARGV[5])
+  out[1] = redis.call('GET', KEYS[3])
+else
+  return redis.error_reply('ERR unknown paymetrics operation')
+end
+return {epoch, recorded, out}
+"#;
 
 /// What this store knows of the data's history in Redis.
 #[derive(Debug, Default)]
@@ -105,6 +242,7 @@ impl std::fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
+            .field("cluster", &matches!(self.client, Target::Cluster(_)))
             .finish_non_exhaustive()
     }
 }
@@ -118,6 +256,7 @@ pub struct RedisStoreBuilder {
     username: Option<String>,
     password: Option<String>,
     root_certificate_pem: Option<Vec<u8>>,
+    cluster: bool,
 }
 
 impl std::fmt::Debug for RedisStoreBuilder {
@@ -128,9 +267,14 @@ impl std::fmt::Debug for RedisStoreBuilder {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("root_certificate_pem", &self.root_certificate_pem.is_some())
+            .field("cluster", &self.cluster)
             .finish_non_exhaustive()
     }
 }
+
+/// The script's reply to an operation: the generation check's two values, then the
+/// operation's own.
+type Reply = (Option<String>, Option<f64>, Value);
 
 impl RedisStore {
     /// A builder for the server at `url`: `redis://[[user]:password@]host[:port][/db]`, or
@@ -143,6 +287,7 @@ impl RedisStore {
             username: None,
             password: None,
             root_certificate_pem: None,
+            cluster: false,
         }
     }
 
@@ -155,6 +300,7 @@ impl RedisStore {
     /// the fleet is this process alone):
     ///
     /// * `REDIS_URL`: the server, as for [`builder`](Self::builder).
+    /// * `REDIS_CLUSTER`: `true` (or `1`) when `REDIS_URL` is a node of a Redis Cluster.
     /// * `REDIS_AUTH_TOKEN` or `REDIS_PASSWORD`: the password, when the URL has none.
     /// * `PAYMETRICS_FLEET_NAMESPACE`, else `DD_SERVICE`, else [`DEFAULT_NAMESPACE`]: which
     ///   fleet this instance belongs to.
@@ -170,6 +316,17 @@ impl RedisStore {
         if let Some(namespace) = var("PAYMETRICS_FLEET_NAMESPACE").or_else(|| var("DD_SERVICE")) {
             builder = builder.namespace(namespace);
         }
+        if let Some(cluster) = var("REDIS_CLUSTER") {
+            builder = builder.cluster(match cluster.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => {
+                    return Err(Error::InvalidConfig(format!(
+                        "REDIS_CLUSTER={cluster:?}: use true or false"
+                    )));
+                }
+            });
+        }
         builder.build().map(Some)
     }
 
@@ -178,72 +335,90 @@ impl RedisStore {
     }
 
     fn totals_key(&self, granularity: Granularity, start: u64) -> String {
-        self.key(format_args!("{}:{start}", granularity.as_str()))
+        self.key(format_args!("{}_totals:{start}", granularity.as_str()))
     }
 
     fn sketch_key(&self, key: SketchKey) -> String {
-        self.key(format_args!("{}:{}", key.kind.as_str(), key.period))
+        self.key(format_args!("hll:{}:{}", key.kind.as_str(), key.period))
     }
 
     /// The connection, made (lazily, without waiting) on first use; it reconnects by itself.
-    fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let mut manager = self.manager.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(m) = manager.as_ref() {
-            return Ok(m.clone());
+    fn connection(&self) -> Result<Connection, StoreError> {
+        let mut connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = connection.as_ref() {
+            return Ok(c.clone());
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let m = ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-            .map_err(unavailable)?;
-        *manager = Some(m.clone());
-        Ok(m)
+        let made = match &self.client {
+            Target::Single(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_secs(1));
+                Connection::Single(
+                    ConnectionManager::new_lazy_with_config(client.clone(), config)
+                        .map_err(unavailable)?,
+                )
+            }
+            Target::Cluster(client) => {
+                let config = ClusterConfig::new()
+                    .set_connection_timeout(self.timeout)
+                    .set_response_timeout(self.timeout);
+                Connection::Cluster(client.get_pending_async_connection_with_config(config))
+            }
+        };
+        *connection = Some(made.clone());
+        Ok(made)
     }
 
-    /// Runs `ops` in one transaction behind the generation check (see the module's docs), and
-    /// returns their replies (as `T`) with the time, in Unix ms, before which data was lost.
-    async fn transaction<T: FromRedisValue>(
+    /// Runs `op` behind the generation check (see the module's docs) in one script, and
+    /// returns its replies with the time, in Unix ms, before which data was lost.
+    async fn operation(
         &self,
         now: SystemTime,
-        ops: impl FnOnce(&mut Pipeline),
-    ) -> Result<(T, Option<u64>), StoreError> {
+        op: &str,
+        keys: &[String],
+        args: Vec<Vec<u8>>,
+    ) -> Result<(Value, Option<u64>), StoreError> {
         let epoch = self.key(format_args!("epoch"));
         let since = self.key(format_args!("complete_since"));
         let asserted = self.generation().complete_since_ms;
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("SET")
-            .arg(&epoch)
-            // A new token for every offer: one the store offered before and that took may
-            // have been lost with the data, and offering it again would hide the loss.
-            .arg(random_token())
-            .arg("NX")
-            .ignore()
-            .cmd("GET")
-            .arg(&epoch);
-        if let Some(ms) = asserted {
-            record_loss(&mut pipe, &since, ms);
+        // A new token for every offer: one the store offered before and that took may have
+        // been lost with the data, and offering it again would hide the loss.
+        let token = random_token();
+        let asserted = asserted.map(|ms| ms.to_string()).unwrap_or_default();
+        let mut evalsha = redis::cmd("EVALSHA");
+        let mut eval = redis::cmd("EVAL");
+        for (cmd, script) in [(&mut evalsha, script_hash()), (&mut eval, SCRIPT)] {
+            cmd.arg(script)
+                .arg(2 + keys.len())
+                .arg(&epoch)
+                .arg(&since)
+                .arg(keys)
+                .arg(&token)
+                .arg(&asserted)
+                .arg(op)
+                .arg(&args);
         }
-        pipe.zscore(&since, COMPLETE_SINCE_MEMBER);
-        ops(&mut pipe);
-        let mut replies: Vec<Value> = self
-            .run(|mut c| async move { pipe.query_async(&mut c).await })
+        // EVALSHA first: the script's body is sent once per node (and after a restart or a
+        // failover to a node that never ran it), not with every operation.
+        let reply: Reply = self
+            .run(|mut c| async move {
+                match c.query(&evalsha).await {
+                    Err(e)
+                        if e.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                    {
+                        c.query(&eval).await
+                    }
+                    other => other,
+                }
+            })
             .await?;
-        if replies.len() < 2 {
-            return Err(StoreError::Corrupt(format!(
-                "{} replies to a transaction",
-                replies.len()
-            )));
-        }
-        let rest = replies.split_off(2);
-        let [epoch, recorded]: [Value; 2] = replies
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("the generation check".into()))?;
-        let epoch = Option::<String>::from_redis_value(epoch).map_err(corrupt)?;
-        let recorded = Option::<f64>::from_redis_value(recorded).map_err(corrupt)?;
-        let value = T::from_redis_value(Value::Array(rest)).map_err(corrupt)?;
+        let (epoch, recorded, value) = reply;
         let now_ms = u64::try_from(millis_since_epoch(now)).unwrap_or(u64::MAX);
         let (complete_since, lost) = self.observe(epoch, recorded, now_ms);
         if lost {
@@ -252,11 +427,15 @@ impl RedisStore {
                 "the fleet store lost its data (Redis restarted empty, was flushed, or failed over to an empty node): what instances wrote before now and cannot write again is gone, so the fleet's figures of periods begun before now will not be published"
             );
             // Recorded at once so that instances that did not see the old generation know;
-            // if this fails, the next transaction asserts it again.
-            let mut record = redis::pipe();
-            record_loss(&mut record, &since, now_ms);
+            // if this fails, the next operation asserts it again.
+            let mut record = redis::cmd("ZADD");
+            record
+                .arg(&since)
+                .arg("GT")
+                .arg(now_ms)
+                .arg(COMPLETE_SINCE_MEMBER);
             if let Err(e) = self
-                .run(|mut c| async move { record.exec_async(&mut c).await })
+                .run(|mut c| async move { c.query::<Value>(&record).await })
                 .await
             {
                 tracing::debug!(target: "paymetrics::automation", error = %e, "recording the loss failed; retried with the next operation");
@@ -271,8 +450,8 @@ impl RedisStore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes in the generation a transaction saw; returns the time before which data was
-    /// lost, and whether this transaction is the first to notice a loss.
+    /// Takes in the generation an operation saw; returns the time before which data was
+    /// lost, and whether this operation is the first to notice a loss.
     fn observe(
         &self,
         epoch: Option<String>,
@@ -295,7 +474,7 @@ impl RedisStore {
     }
 
     /// Runs `op` on the connection within the operation timeout.
-    async fn run<T, F>(&self, op: impl FnOnce(ConnectionManager) -> F) -> Result<T, StoreError>
+    async fn run<T, F>(&self, op: impl FnOnce(Connection) -> F) -> Result<T, StoreError>
     where
         F: Future<Output = redis::RedisResult<T>>,
     {
@@ -307,18 +486,14 @@ impl RedisStore {
     }
 }
 
-fn unavailable(e: redis::RedisError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+/// The SHA1 of [`SCRIPT`], computed once.
+fn script_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| redis::Script::new(SCRIPT).get_hash().to_owned())
 }
 
-/// Raises the `complete_since` mark to `ms` (never lowers it).
-fn record_loss(pipe: &mut Pipeline, key: &str, ms: u64) {
-    pipe.cmd("ZADD")
-        .arg(key)
-        .arg("GT")
-        .arg(ms)
-        .arg(COMPLETE_SINCE_MEMBER)
-        .ignore();
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -390,6 +565,14 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Treats the URL as one node of a Redis Cluster (default: a single Redis): the store
+    /// learns the cluster's other nodes from it, follows `MOVED` and `ASK` redirections, and
+    /// finds the new primary after a failover. The namespace's keys share one hash slot.
+    pub fn cluster(mut self, cluster: bool) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
     /// Checks the configuration and returns the store; does not connect.
     pub fn build(self) -> Result<RedisStore, Error> {
         if self.namespace.is_empty()
@@ -433,61 +616,109 @@ impl RedisStoreBuilder {
             settings = settings.set_username(username);
         }
         info = info.set_redis_settings(settings);
-        let client = match self.root_certificate_pem {
-            None => Client::open(info).map_err(|e| Error::InvalidRedisUrl(e.to_string()))?,
-            #[cfg(feature = "tls")]
-            Some(pem) if tls => Client::build_with_tls(
+        let client = if self.cluster {
+            Target::Cluster(cluster_client(
                 info,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                },
-            )
-            .map_err(|e| Error::InvalidConfig(format!("TLS root certificates: {e}")))?,
-            Some(_) => {
-                return Err(Error::InvalidConfig(
-                    "TLS root certificates were given for a redis:// URL; use rediss://".into(),
-                ));
-            }
+                self.timeout,
+                self.root_certificate_pem,
+                tls,
+            )?)
+        } else {
+            Target::Single(single_client(info, self.root_certificate_pem, tls)?)
         };
         Ok(RedisStore {
             client,
             prefix: format!("paymetrics:{{{}}}:", self.namespace),
             timeout: self.timeout,
-            manager: Mutex::new(None),
+            connection: Mutex::new(None),
             generation: Mutex::new(Generation::default()),
         })
     }
 }
 
+fn single_client(
+    info: redis::ConnectionInfo,
+    root_certificate_pem: Option<Vec<u8>>,
+    tls: bool,
+) -> Result<Client, Error> {
+    match root_certificate_pem {
+        None => Client::open(info).map_err(|e| Error::InvalidRedisUrl(e.to_string())),
+        #[cfg(feature = "tls")]
+        Some(pem) if tls => Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            },
+        )
+        .map_err(|e| Error::InvalidConfig(format!("TLS root certificates: {e}"))),
+        Some(_) => Err(root_certificates_without_tls(tls)),
+    }
+}
+
+fn cluster_client(
+    info: redis::ConnectionInfo,
+    timeout: Duration,
+    root_certificate_pem: Option<Vec<u8>>,
+    tls: bool,
+) -> Result<ClusterClient, Error> {
+    #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
+    let mut builder = ClusterClient::builder([info])
+        .connection_timeout(timeout)
+        .response_timeout(timeout);
+    match root_certificate_pem {
+        None => {}
+        #[cfg(feature = "tls")]
+        Some(pem) if tls => {
+            builder = builder.certs(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            });
+        }
+        Some(_) => return Err(root_certificates_without_tls(tls)),
+    }
+    builder
+        .build()
+        .map_err(|e| Error::InvalidRedisUrl(e.to_string()))
+}
+
+fn root_certificates_without_tls(_tls: bool) -> Error {
+    Error::InvalidConfig(
+        "TLS root certificates were given for a redis:// URL; use rediss://".into(),
+    )
+}
+
 impl FleetStore for RedisStore {
     fn write<'a>(&'a self, instance: &'a str, report: &'a InstanceReport) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            // Never skipped when the report is empty: the transaction's answer is the store's
+            // Never skipped when the report is empty: the script's answer is the store's
             // health, and its generation check notices a loss.
-            self.transaction::<()>(report.taken_at, |pipe| {
-                for (granularity, periods, retention) in [
-                    (Granularity::Minute, &report.minutes, MINUTE_RETENTION),
-                    (Granularity::Hour, &report.hours, HOUR_RETENTION),
-                ] {
-                    for (start, totals) in periods {
-                        let key = self.totals_key(granularity, *start);
-                        pipe.hset(&key, instance, encode_totals(totals))
-                            .ignore()
-                            .pexpire(&key, millis(retention))
-                            .ignore();
-                    }
+            let mut keys = vec![self.key(format_args!("scratch"))];
+            let mut args: Vec<Vec<u8>> = vec![format!("i:{instance}").into_bytes(), vec![]];
+            let mut totals = 0usize;
+            for (granularity, periods, retention) in [
+                (Granularity::Minute, &report.minutes, MINUTE_RETENTION),
+                (Granularity::Hour, &report.hours, HOUR_RETENTION),
+            ] {
+                for (start, period) in periods {
+                    keys.push(self.totals_key(granularity, *start));
+                    args.push(millis(retention).to_string().into_bytes());
+                    args.push(encode_totals(period).into_bytes());
+                    totals += 1;
                 }
-                for (key, registers) in &report.sketches {
-                    let key = self.sketch_key(*key);
-                    pipe.hset(&key, instance, registers.as_slice())
-                        .ignore()
-                        .pexpire(&key, millis(SKETCH_RETENTION))
-                        .ignore();
-                }
-            })
-            .await
-            .map(|((), _)| ())
+            }
+            args[1] = totals.to_string().into_bytes();
+            for (key, registers) in &report.sketches {
+                let encoded = redis_hll::to_redis(registers).ok_or_else(|| {
+                    StoreError::Corrupt(format!("a sketch of {} registers", registers.len()))
+                })?;
+                keys.push(self.sketch_key(*key));
+                args.push(millis(SKETCH_RETENTION).to_string().into_bytes());
+                args.push(encoded);
+            }
+            self.operation(report.taken_at, "write", &keys, args)
+                .await
+                .map(|_| ())
         })
     }
 
@@ -498,18 +729,15 @@ impl FleetStore for RedisStore {
         now: SystemTime,
     ) -> StoreFuture<'a, FleetRead<PeriodTotals>> {
         Box::pin(async move {
-            let (periods, complete_since): (Vec<HashMap<String, String>>, _) = self
-                .transaction(now, |pipe| {
-                    for start in starts {
-                        pipe.hgetall(self.totals_key(granularity, *start));
-                    }
-                })
-                .await?;
+            let keys: Vec<String> = starts
+                .iter()
+                .map(|start| self.totals_key(granularity, *start))
+                .collect();
+            let (value, complete_since) = self.operation(now, "totals", &keys, vec![]).await?;
+            let sums = Vec::<Option<String>>::from_redis_value(value).map_err(corrupt)?;
             let mut sum = PeriodTotals::default();
-            for entries in &periods {
-                for encoded in entries.values() {
-                    sum.add(&decode_totals(encoded)?);
-                }
+            for encoded in sums.iter().flatten() {
+                sum.add(&decode_totals(encoded)?);
             }
             let earliest = starts.iter().copied().min().unwrap_or(u64::MAX);
             Ok(FleetRead::new(sum, whole_since(earliest, complete_since)))
@@ -522,25 +750,23 @@ impl FleetStore for RedisStore {
         now: SystemTime,
     ) -> StoreFuture<'_, FleetRead<Option<HyperLogLog>>> {
         Box::pin(async move {
-            let ((entries,), complete_since): ((HashMap<String, Vec<u8>>,), _) = self
-                .transaction(now, |pipe| {
-                    pipe.hgetall(self.sketch_key(key));
-                })
-                .await?;
+            let keys = [self.sketch_key(key)];
+            let (value, complete_since) = self.operation(now, "sketch", &keys, vec![]).await?;
+            let (stored,) = <(Option<Vec<u8>>,)>::from_redis_value(value).map_err(corrupt)?;
             let complete = whole_since(key.start(), complete_since);
-            if entries.is_empty() {
+            let Some(stored) = stored else {
                 return Ok(FleetRead::new(None, complete));
-            }
+            };
             let merged = HyperLogLog::new();
-            for registers in entries.values() {
-                if !merged.merge_bytes(registers) {
-                    return Err(StoreError::Corrupt(format!(
-                        "a sketch of {} bytes",
-                        registers.len()
-                    )));
+            match redis_hll::from_redis(&stored) {
+                Some(registers) if merged.merge_bytes(&registers) => {
+                    Ok(FleetRead::new(Some(merged), complete))
                 }
+                _ => Err(StoreError::Corrupt(format!(
+                    "a sketch of {} bytes that is not a Redis HyperLogLog",
+                    stored.len()
+                ))),
             }
-            Ok(FleetRead::new(Some(merged), complete))
         })
     }
 
@@ -552,20 +778,13 @@ impl FleetStore for RedisStore {
         now: SystemTime,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let key = self.key(format_args!("lock:{name}"));
-            let ((holder,), _): ((Option<String>,), _) = self
-                .transaction(now, |pipe| {
-                    pipe.cmd("SET")
-                        .arg(&key)
-                        .arg(owner)
-                        .arg("NX")
-                        .arg("PX")
-                        .arg(millis(ttl))
-                        .ignore()
-                        .cmd("GET")
-                        .arg(&key);
-                })
-                .await?;
+            let keys = [self.key(format_args!("lock:{name}"))];
+            let args = vec![
+                owner.as_bytes().to_vec(),
+                millis(ttl).to_string().into_bytes(),
+            ];
+            let (value, _) = self.operation(now, "lock", &keys, args).await?;
+            let (holder,) = <(Option<String>,)>::from_redis_value(value).map_err(corrupt)?;
             Ok(holder.as_deref() == Some(owner))
         })
     }

@@ -91,14 +91,16 @@ impl Server {
             .await
     }
 
-    /// The number of instances with an entry for `key`.
+    /// The number of instances with an entry for `key` (fields `i:<instance>`; the fleet's
+    /// `sum` is not one).
     pub async fn hlen(&self, key: &str) -> usize {
         let mut c = self.connect().await.expect("the server is up");
-        redis::cmd("HLEN")
+        let fields: Vec<String> = redis::cmd("HKEYS")
             .arg(key)
             .query_async(&mut c)
             .await
-            .unwrap()
+            .unwrap();
+        fields.iter().filter(|f| f.starts_with("i:")).count()
     }
 
     pub fn kill(&mut self) {
