@@ -321,17 +321,16 @@ impl KubernetesCollector {
                 let mut labels = base.clone();
                 labels.push(Label::new(NODE, item.metadata.name.clone()));
                 let cpu = item.usage.get("cpu").and_then(|q| parse_quantity(q));
-                if let (Some(used), Some(total)) = (cpu, cpu_total) {
-                    if *total > 0.0 {
-                        metrics::gauge!(NODE_CPU_UTILIZATION, labels.clone())
-                            .set(used / total * 100.0);
-                    }
+                if let (Some(used), Some(total)) = (cpu, cpu_total)
+                    && *total > 0.0
+                {
+                    metrics::gauge!(NODE_CPU_UTILIZATION, labels.clone()).set(used / total * 100.0);
                 }
                 let memory = item.usage.get("memory").and_then(|q| parse_quantity(q));
-                if let (Some(used), Some(total)) = (memory, memory_total) {
-                    if *total > 0.0 {
-                        metrics::gauge!(NODE_MEMORY_UTILIZATION, labels).set(used / total * 100.0);
-                    }
+                if let (Some(used), Some(total)) = (memory, memory_total)
+                    && *total > 0.0
+                {
+                    metrics::gauge!(NODE_MEMORY_UTILIZATION, labels).set(used / total * 100.0);
                 }
             }
         });
