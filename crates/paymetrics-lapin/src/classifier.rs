@@ -46,7 +46,7 @@ where
 ///
 /// let mut headers = FieldTable::default();
 /// headers.insert("event".into(), AMQPValue::LongString("refund".into()));
-/// let properties = BasicProperties::default().with_headers(headers).with_kind("ignored".into());
+/// let properties = BasicProperties::default().with_headers(headers).with_type("ignored".into());
 ///
 /// assert_eq!(MessageType::Property.of(&properties, b""), Some("ignored"));
 /// assert_eq!(MessageType::header("event").of(&properties, b""), Some("refund"));

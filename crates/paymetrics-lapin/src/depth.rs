@@ -1,10 +1,9 @@
 //! [`DepthSampler`]: `queue.depth.current`, the ready messages of some queues, read from
 //! passive declares, on demand or on the automation scheduler.
 
-use std::sync::{
-    Arc, Mutex, PoisonError,
-    atomic::{AtomicBool, Ordering},
-};
+#[cfg(feature = "automation")]
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError, atomic::AtomicBool};
 
 use lapin::{
     Channel,
@@ -48,7 +47,9 @@ struct Inner {
     channel: Mutex<Channel>,
     queues: Vec<ShortString>,
     /// A round of declares started by `collect` is running.
+    #[cfg_attr(not(feature = "automation"), allow(dead_code))]
     running: AtomicBool,
+    #[cfg_attr(not(feature = "automation"), allow(dead_code))]
     runtime: Option<tokio::runtime::Handle>,
 }
 

@@ -26,7 +26,7 @@
 //!     .await?;
 //!
 //! // operation:publish; processing_time is the confirm latency.
-//! let properties = BasicProperties::default().with_kind("settle_batch".into());
+//! let properties = BasicProperties::default().with_type("settle_batch".into());
 //! channel
 //!     .basic_publish("".into(), "settlements".into(), BasicPublishOptions::default(), b"{}", properties)
 //!     .await?
