@@ -29,7 +29,7 @@ fn a_server_restart_is_counted_once_and_recording_resumes() {
             .build(client.clone());
         let js = InstrumentedJetStream::new(context);
         let config = pull::Config {
-            ack_wait: Duration::from_secs(1),
+            ack_wait: Duration::from_secs(2),
             ..Default::default()
         };
         let (_stream, consumer) = stream_and_consumer(&js, &n, config).await;
