@@ -161,7 +161,7 @@ impl InstrumentedJetStream {
         }
     }
 
-    /// The messages of a pull consumer ([`pull::Consumer::messages`]), recorded; the
+    /// The messages of a pull consumer ([`PullConsumer::messages`](async_nats::jetstream::consumer::Consumer::messages)), recorded; the
     /// consumer's `max_deliver` (from its cached configuration) decides what is a dead letter.
     pub async fn messages(
         &self,
