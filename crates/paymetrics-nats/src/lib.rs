@@ -33,7 +33,7 @@
 //! // operation:publish, queue_name:PAYOUTS; processing_time is the time to the stream's ack.
 //! js.publish("payouts.eu", "{}".into()).await?.await?;
 //!
-//! let consumer: pull::Consumer = stream
+//! let consumer: jetstream::consumer::PullConsumer = stream
 //!     .get_or_create_consumer("worker", pull::Config {
 //!         durable_name: Some("worker".into()),
 //!         max_deliver: 5,
