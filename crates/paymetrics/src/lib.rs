@@ -41,6 +41,7 @@
 //! * **Testing** ([`testing`]): assert what your code recorded.
 
 mod builder;
+pub mod catalogue;
 pub mod clock;
 pub mod dogstatsd;
 pub mod events;
