@@ -24,6 +24,7 @@
 pub mod eval;
 pub mod monitor;
 pub mod rule;
+pub mod validate;
 
 pub use eval::{AlertState, Evaluator, Transition};
 pub use rule::{Aggregation, AlertRule, Comparison, MetricType, Severity, default_rules};
@@ -115,6 +116,63 @@ pub fn parse_rules(text: &str, path: &str) -> Result<Vec<AlertRule>, RulesError>
         }
     }
     Ok(file.rules)
+}
+
+/// Parses rules as [`parse_rules`] does, then checks each against `catalogue`
+/// ([`validate::check_rule`]): a rule watching an unknown metric, or querying it in a way its
+/// type does not allow, is an error naming the file, the rule's line, the rule and the field.
+///
+/// ```
+/// use paymetrics::catalogue::Catalogue;
+///
+/// let text = r#"
+/// [[rule]]
+/// name = "attempts_p95"
+/// metric = "business.payment.attempts"
+/// metric_type = "count"
+/// aggregation = { kind = "p95" }
+/// comparison = ">"
+/// threshold = 50
+/// window = "1h"
+/// severity = "warning"
+/// "#;
+/// let err = paymetrics_alerts::parse_rules_checked(text, "rules.toml", &Catalogue::core()).unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "rules.toml:3: rule `attempts_p95`, field `aggregation`: a percentile needs a distribution, \
+///      and `business.payment.attempts` is a count"
+/// );
+/// ```
+pub fn parse_rules_checked(
+    text: &str,
+    path: &str,
+    catalogue: &paymetrics::catalogue::Catalogue,
+) -> Result<Vec<AlertRule>, RulesError> {
+    let rules = parse_rules(text, path)?;
+    for rule in &rules {
+        validate::check_rule(rule, catalogue).map_err(|e| RulesError::Invalid {
+            path: path.to_owned(),
+            line: text
+                .find(&format!("\"{}\"", rule.name))
+                .map_or(1, |i| text[..i].matches('\n').count() + 1),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(rules)
+}
+
+/// Reads rules from a TOML file and checks them against `catalogue` (see
+/// [`parse_rules_checked`]).
+pub fn load_rules_checked(
+    path: impl AsRef<std::path::Path>,
+    catalogue: &paymetrics::catalogue::Catalogue,
+) -> Result<Vec<AlertRule>, RulesError> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|source| RulesError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_rules_checked(&text, &path.display().to_string(), catalogue)
 }
 
 /// Reads rules from a TOML file (see [`parse_rules`]).
