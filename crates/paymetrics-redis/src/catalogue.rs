@@ -33,23 +33,6 @@ const ERROR_TAGS: &[TagDef] = &[
 ];
 const CACHE_TYPE_TAGS: &[TagDef] = &[TagDef::one_of(CACHE_TYPE, CACHE_TYPES)];
 
-const fn def(
-    name: &'static str,
-    kind: MetricKind,
-    unit: &'static str,
-    tags: &'static [TagDef],
-    description: &'static str,
-) -> MetricDef {
-    MetricDef {
-        name,
-        kind,
-        unit,
-        tags,
-        description,
-        source: SOURCE,
-    }
-}
-
 use MetricKind::{Count, Distribution, Gauge};
 
 /// Every metric this crate records.
@@ -61,53 +44,60 @@ use MetricKind::{Count, Distribution, Gauge};
 /// # Ok::<(), paymetrics::catalogue::CatalogueError>(())
 /// ```
 pub const METRICS: &[MetricDef] = &[
-    def(
+    MetricDef::new(
         OPERATIONS_COUNT,
         Count,
         "command",
         OPERATION_TAGS,
         "Commands sent, failed ones included.",
+        SOURCE,
     ),
-    def(
+    MetricDef::new(
         OPERATIONS_HIT_MISS,
         Count,
         "key",
         HIT_MISS_TAGS,
         "Reads split by result:hit/miss.",
+        SOURCE,
     ),
-    def(
+    MetricDef::new(
         OPERATIONS_RESPONSE_TIME,
         Distribution,
         "ms",
         OPERATION_TAGS,
         "Time from sending a command (or pipeline) to its reply or failure.",
+        SOURCE,
     ),
-    def(
+    MetricDef::new(
         OPERATIONS_ERRORS,
         Count,
         "command",
         ERROR_TAGS,
         "Commands that failed or got an error reply.",
+        SOURCE,
     ),
-    def(
+    MetricDef::new(
         CACHE_TTL_DISTRIBUTION,
         Distribution,
         "s",
         OPERATION_TAGS,
         "TTLs set by commands that succeeded.",
+        SOURCE,
     ),
-    def(
+    MetricDef::new(
         CACHE_SIZE_CURRENT,
         Gauge,
         "key",
         CACHE_TYPE_TAGS,
         "Keys in the connection's database (DBSIZE, opt-in).",
+        SOURCE,
     ),
-    def(
+    MetricDef::new(
         KPI_CACHE_HIT_RATE,
         Gauge,
         "percent",
         CACHE_TYPE_TAGS,
         "Hits over reads in a sliding window.",
+        SOURCE,
     ),
 ];

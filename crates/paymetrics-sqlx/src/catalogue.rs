@@ -36,23 +36,6 @@ const ERROR_TAGS: &[TagDef] = &[
 ];
 const POOL_TAGS: &[TagDef] = &[TagDef::any(DATABASE_TAG)];
 
-const fn def(
-    name: &'static str,
-    kind: MetricKind,
-    unit: &'static str,
-    tags: &'static [TagDef],
-    description: &'static str,
-) -> MetricDef {
-    MetricDef {
-        name,
-        kind,
-        unit,
-        tags,
-        description,
-        source: SOURCE,
-    }
-}
-
 use MetricKind::{Count, Distribution, Gauge};
 
 /// Every metric this crate records.
@@ -64,54 +47,68 @@ use MetricKind::{Count, Distribution, Gauge};
 /// # Ok::<(), paymetrics::catalogue::CatalogueError>(())
 /// ```
 pub const METRICS: &[MetricDef] = &[
-    def(QUERIES_COUNT, Count, "query", QUERY_TAGS, "Queries run."),
-    def(
+    MetricDef::new(
+        QUERIES_COUNT,
+        Count,
+        "query",
+        QUERY_TAGS,
+        "Queries run.",
+        SOURCE,
+    ),
+    MetricDef::new(
         QUERIES_EXECUTION_TIME,
         Distribution,
         "ms",
         QUERY_TAGS,
         "Time from a query's first poll to its last row, error or cancellation.",
+        SOURCE,
     ),
-    def(
+    MetricDef::new(
         QUERIES_ROWS_AFFECTED,
         Distribution,
         "row",
         QUERY_TAGS,
         "Rows returned or changed by a successful query.",
+        SOURCE,
     ),
-    def(
+    MetricDef::new(
         QUERIES_ERRORS,
         Count,
         "query",
         ERROR_TAGS,
         "Failed queries.",
+        SOURCE,
     ),
-    def(
+    MetricDef::new(
         POOL_ACTIVE_CONNECTIONS,
         Gauge,
         "connection",
         POOL_TAGS,
         "Connections in use.",
+        SOURCE,
     ),
-    def(
+    MetricDef::new(
         POOL_IDLE_CONNECTIONS,
         Gauge,
         "connection",
         POOL_TAGS,
         "Idle connections.",
+        SOURCE,
     ),
-    def(
+    MetricDef::new(
         POOL_TOTAL_CONNECTIONS,
         Gauge,
         "connection",
         POOL_TAGS,
         "Open connections, idle or in use.",
+        SOURCE,
     ),
-    def(
+    MetricDef::new(
         POOL_ACQUIRE_TIME,
         Distribution,
         "ms",
         POOL_TAGS,
         "Time spent waiting for a connection from the pool.",
+        SOURCE,
     ),
 ];

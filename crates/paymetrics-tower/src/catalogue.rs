@@ -48,24 +48,6 @@ const CALL_SUCCESS_TAGS: &[TagDef] = &[
     TagDef::one_of(external::SUCCESS, BOOL),
 ];
 
-const fn def(
-    name: &'static str,
-    kind: MetricKind,
-    unit: &'static str,
-    tags: &'static [TagDef],
-    description: &'static str,
-    source: &'static str,
-) -> MetricDef {
-    MetricDef {
-        name,
-        kind,
-        unit,
-        tags,
-        description,
-        source,
-    }
-}
-
 use MetricKind::{Count, Distribution, Gauge};
 
 /// Every metric this crate records.
@@ -77,7 +59,7 @@ use MetricKind::{Count, Distribution, Gauge};
 /// # Ok::<(), paymetrics::catalogue::CatalogueError>(())
 /// ```
 pub const METRICS: &[MetricDef] = &[
-    def(
+    MetricDef::new(
         server::REQUESTS_COUNT,
         Count,
         "request",
@@ -85,7 +67,7 @@ pub const METRICS: &[MetricDef] = &[
         "Inbound HTTP requests.",
         SERVER,
     ),
-    def(
+    MetricDef::new(
         server::REQUESTS_RESPONSE_TIME,
         Distribution,
         "ms",
@@ -93,7 +75,7 @@ pub const METRICS: &[MetricDef] = &[
         "Time from the call to the end of the response body.",
         SERVER,
     ),
-    def(
+    MetricDef::new(
         server::REQUESTS_SIZE,
         Distribution,
         "byte",
@@ -101,7 +83,7 @@ pub const METRICS: &[MetricDef] = &[
         "Request body bytes the application read.",
         SERVER,
     ),
-    def(
+    MetricDef::new(
         server::RESPONSES_SIZE,
         Distribution,
         "byte",
@@ -109,7 +91,7 @@ pub const METRICS: &[MetricDef] = &[
         "Response body bytes handed to the server.",
         SERVER,
     ),
-    def(
+    MetricDef::new(
         server::REQUESTS_ERROR_RATE,
         Count,
         "request",
@@ -117,7 +99,7 @@ pub const METRICS: &[MetricDef] = &[
         "Requests split by error:true/false.",
         SERVER,
     ),
-    def(
+    MetricDef::new(
         server::RATE_LIMIT_REMAINING,
         Gauge,
         "request",
@@ -125,7 +107,7 @@ pub const METRICS: &[MetricDef] = &[
         "The rate-limit header of the latest response carrying one.",
         SERVER,
     ),
-    def(
+    MetricDef::new(
         server::REQUESTS_IN_FLIGHT,
         Gauge,
         "request",
@@ -133,7 +115,7 @@ pub const METRICS: &[MetricDef] = &[
         "Requests being served now.",
         SERVER,
     ),
-    def(
+    MetricDef::new(
         external::CALLS_COUNT,
         Count,
         "call",
@@ -141,7 +123,7 @@ pub const METRICS: &[MetricDef] = &[
         "Outbound calls to external services.",
         CLIENT,
     ),
-    def(
+    MetricDef::new(
         external::CALLS_RESPONSE_TIME,
         Distribution,
         "ms",
@@ -149,7 +131,7 @@ pub const METRICS: &[MetricDef] = &[
         "Time from the start of a call to its outcome.",
         CLIENT,
     ),
-    def(
+    MetricDef::new(
         external::CALLS_SUCCESS_RATE,
         Count,
         "call",
@@ -157,7 +139,7 @@ pub const METRICS: &[MetricDef] = &[
         "Calls split by success:true/false.",
         CLIENT,
     ),
-    def(
+    MetricDef::new(
         external::CALLS_RETRY_COUNT,
         Distribution,
         "retry",
@@ -165,7 +147,7 @@ pub const METRICS: &[MetricDef] = &[
         "Retries per logical call.",
         CLIENT,
     ),
-    def(
+    MetricDef::new(
         external::CIRCUIT_BREAKER_STATE,
         Gauge,
         "state (1 open, 0 closed)",

@@ -125,6 +125,34 @@ pub struct MetricDef {
 }
 
 impl MetricDef {
+    /// A definition, in `const` context: each crate's `METRICS` table is a list of these.
+    ///
+    /// ```
+    /// use paymetrics::catalogue::{MetricDef, MetricKind, TagDef};
+    /// const DEF: MetricDef = MetricDef::new(
+    ///     "queue.nats.published", MetricKind::Count, "message",
+    ///     &[TagDef::any("subject")], "Messages published.", "my-crate",
+    /// );
+    /// assert_eq!(DEF.tag("subject").unwrap().values, None);
+    /// ```
+    pub const fn new(
+        name: &'static str,
+        kind: MetricKind,
+        unit: &'static str,
+        tags: &'static [TagDef],
+        description: &'static str,
+        source: &'static str,
+    ) -> Self {
+        MetricDef {
+            name,
+            kind,
+            unit,
+            tags,
+            description,
+            source,
+        }
+    }
+
     /// The tag definition for `key`, if this metric carries it.
     ///
     /// ```
@@ -346,6 +374,36 @@ impl Catalogue {
         Ok(())
     }
 
+    /// Runs `f` under a fresh debugging recorder (on this thread), checks everything it
+    /// recorded ([`check_snapshotter`](Self::check_snapshotter)) and returns the names recorded,
+    /// sorted, so a test can also assert it exercised every catalogued metric.
+    ///
+    /// ```
+    /// use paymetrics::{catalogue::Catalogue, events::health};
+    ///
+    /// let names = Catalogue::core().check_during(|| {
+    ///     metrics::counter!(health::CHECKS, health::COMPONENT => "redis", health::HEALTHY => "true")
+    ///         .increment(1);
+    /// })?;
+    /// assert_eq!(names, ["system.health.checks"]);
+    /// # Ok::<(), paymetrics::catalogue::CatalogueError>(())
+    /// ```
+    pub fn check_during(&self, f: impl FnOnce()) -> Result<Vec<String>, CatalogueError> {
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, f);
+        self.check_snapshotter(&snapshotter)?;
+        let mut names: Vec<String> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(k, _, _, _)| k.key().name().to_owned())
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
     /// The metrics reference: one Markdown table (name, type, unit, tags, description, source),
     /// sorted by name. `docs/METRICS.md` is this text, checked by a test.
     ///
@@ -448,31 +506,13 @@ const HEALTH_TAGS: &[TagDef] = &[
 const HOURLY_TAGS: &[TagDef] = &[TagDef::one_of(rollup::AGGREGATION, &["hourly"])];
 const DAILY_TAGS: &[TagDef] = &[TagDef::one_of(rollup::AGGREGATION, &["daily"])];
 
-const fn def(
-    name: &'static str,
-    kind: MetricKind,
-    unit: &'static str,
-    tags: &'static [TagDef],
-    description: &'static str,
-    source: &'static str,
-) -> MetricDef {
-    MetricDef {
-        name,
-        kind,
-        unit,
-        tags,
-        description,
-        source,
-    }
-}
-
 use MetricKind::{Count, Distribution, Gauge};
 
 /// The core crate's metrics: typed business events, KPIs and rollups. (External-service
 /// constants live in [`events::external`](crate::events::external) but are recorded by
 /// `paymetrics-tower`, whose catalogue lists them.)
 pub const METRICS: &[MetricDef] = &[
-    def(
+    MetricDef::new(
         payment::ATTEMPTS,
         Count,
         "attempt",
@@ -480,7 +520,7 @@ pub const METRICS: &[MetricDef] = &[
         "Payment attempts.",
         SOURCE_PAYMENT,
     ),
-    def(
+    MetricDef::new(
         payment::AMOUNT,
         Distribution,
         "currency unit",
@@ -488,7 +528,7 @@ pub const METRICS: &[MetricDef] = &[
         "Attempted amount, in units of its currency.",
         SOURCE_PAYMENT,
     ),
-    def(
+    MetricDef::new(
         payment::UNIQUE_SENDERS,
         Gauge,
         "sender",
@@ -496,7 +536,7 @@ pub const METRICS: &[MetricDef] = &[
         "Distinct payment senders this UTC day (HyperLogLog estimate, published by the KPI job).",
         SOURCE_KPI,
     ),
-    def(
+    MetricDef::new(
         payment::COMPLETIONS,
         Count,
         "payment",
@@ -504,7 +544,7 @@ pub const METRICS: &[MetricDef] = &[
         "Payment completions, whatever their status.",
         SOURCE_PAYMENT,
     ),
-    def(
+    MetricDef::new(
         payment::PROCESSING_TIME,
         Distribution,
         "ms",
@@ -512,7 +552,7 @@ pub const METRICS: &[MetricDef] = &[
         "Time from submission to outcome.",
         SOURCE_PAYMENT,
     ),
-    def(
+    MetricDef::new(
         payment::SUCCESS_RATE,
         Count,
         "payment",
@@ -520,7 +560,7 @@ pub const METRICS: &[MetricDef] = &[
         "Completions split by success:true/false; the rate is a ratio of counts.",
         SOURCE_PAYMENT,
     ),
-    def(
+    MetricDef::new(
         payment::TRANSACTION_VALUE,
         Distribution,
         "currency unit",
@@ -528,7 +568,7 @@ pub const METRICS: &[MetricDef] = &[
         "Amount of each completed payment.",
         SOURCE_PAYMENT,
     ),
-    def(
+    MetricDef::new(
         payment::FEES,
         Distribution,
         "currency unit",
@@ -536,7 +576,7 @@ pub const METRICS: &[MetricDef] = &[
         "Fees earned on each completed payment.",
         SOURCE_PAYMENT,
     ),
-    def(
+    MetricDef::new(
         user::REGISTRATIONS,
         Count,
         "registration",
@@ -544,7 +584,7 @@ pub const METRICS: &[MetricDef] = &[
         "Completed registrations.",
         SOURCE_USER,
     ),
-    def(
+    MetricDef::new(
         user::FUNNEL_REGISTRATION_STARTED,
         Count,
         "registration",
@@ -552,7 +592,7 @@ pub const METRICS: &[MetricDef] = &[
         "Registrations entering the funnel.",
         SOURCE_USER,
     ),
-    def(
+    MetricDef::new(
         user::VERIFICATION_ATTEMPTS,
         Count,
         "attempt",
@@ -560,7 +600,7 @@ pub const METRICS: &[MetricDef] = &[
         "Identity verification attempts.",
         SOURCE_USER,
     ),
-    def(
+    MetricDef::new(
         user::VERIFICATION_SUCCESS_RATE,
         Count,
         "attempt",
@@ -568,7 +608,7 @@ pub const METRICS: &[MetricDef] = &[
         "Verification attempts split by success:true/false.",
         SOURCE_USER,
     ),
-    def(
+    MetricDef::new(
         user::VERIFICATION_TIME,
         Distribution,
         "ms",
@@ -576,7 +616,7 @@ pub const METRICS: &[MetricDef] = &[
         "Time a verification took.",
         SOURCE_USER,
     ),
-    def(
+    MetricDef::new(
         user::SESSION_DURATION,
         Distribution,
         "ms",
@@ -584,7 +624,7 @@ pub const METRICS: &[MetricDef] = &[
         "Session duration of a user activity.",
         SOURCE_USER,
     ),
-    def(
+    MetricDef::new(
         user::DAILY_ACTIVE,
         Gauge,
         "user",
@@ -592,7 +632,7 @@ pub const METRICS: &[MetricDef] = &[
         "Distinct active users this UTC day (HyperLogLog estimate).",
         SOURCE_KPI,
     ),
-    def(
+    MetricDef::new(
         user::MONTHLY_ACTIVE,
         Gauge,
         "user",
@@ -600,7 +640,7 @@ pub const METRICS: &[MetricDef] = &[
         "Distinct active users this UTC month (HyperLogLog estimate).",
         SOURCE_KPI,
     ),
-    def(
+    MetricDef::new(
         fraud::DETECTIONS,
         Count,
         "decision",
@@ -608,7 +648,7 @@ pub const METRICS: &[MetricDef] = &[
         "Fraud-model decisions.",
         SOURCE_FRAUD,
     ),
-    def(
+    MetricDef::new(
         fraud::RISK_SCORE,
         Distribution,
         "score (0-100)",
@@ -616,7 +656,7 @@ pub const METRICS: &[MetricDef] = &[
         "The model's risk score.",
         SOURCE_FRAUD,
     ),
-    def(
+    MetricDef::new(
         fraud::DETECTION_TIME,
         Distribution,
         "ms",
@@ -624,7 +664,7 @@ pub const METRICS: &[MetricDef] = &[
         "Time the model took to decide.",
         SOURCE_FRAUD,
     ),
-    def(
+    MetricDef::new(
         fraud::BLOCKED_TRANSACTIONS,
         Count,
         "transaction",
@@ -632,7 +672,7 @@ pub const METRICS: &[MetricDef] = &[
         "Transactions blocked.",
         SOURCE_FRAUD,
     ),
-    def(
+    MetricDef::new(
         fraud::LOSS_PREVENTED,
         Distribution,
         "currency unit",
@@ -640,7 +680,7 @@ pub const METRICS: &[MetricDef] = &[
         "Amount of each blocked transaction.",
         SOURCE_FRAUD,
     ),
-    def(
+    MetricDef::new(
         fraud::CONFIRMED,
         Count,
         "transaction",
@@ -648,7 +688,7 @@ pub const METRICS: &[MetricDef] = &[
         "Transactions later confirmed fraudulent, split by blocked:true/false.",
         SOURCE_FRAUD,
     ),
-    def(
+    MetricDef::new(
         fraud::CONFIRMED_AMOUNT,
         Distribution,
         "currency unit",
@@ -656,7 +696,7 @@ pub const METRICS: &[MetricDef] = &[
         "Amount of each confirmed-fraudulent transaction.",
         SOURCE_FRAUD,
     ),
-    def(
+    MetricDef::new(
         queue::OPERATIONS_COUNT,
         Count,
         "operation",
@@ -664,7 +704,7 @@ pub const METRICS: &[MetricDef] = &[
         "Queue operations.",
         SOURCE_QUEUE,
     ),
-    def(
+    MetricDef::new(
         queue::OPERATIONS_PROCESSING_TIME,
         Distribution,
         "ms",
@@ -672,7 +712,7 @@ pub const METRICS: &[MetricDef] = &[
         "Time a queue operation took.",
         SOURCE_QUEUE,
     ),
-    def(
+    MetricDef::new(
         queue::DEPTH_CURRENT,
         Gauge,
         "message",
@@ -680,7 +720,7 @@ pub const METRICS: &[MetricDef] = &[
         "Messages waiting, as last observed.",
         SOURCE_QUEUE,
     ),
-    def(
+    MetricDef::new(
         queue::MESSAGE_SIZE,
         Distribution,
         "byte",
@@ -688,7 +728,7 @@ pub const METRICS: &[MetricDef] = &[
         "Message size.",
         SOURCE_QUEUE,
     ),
-    def(
+    MetricDef::new(
         queue::MESSAGE_RETRY_COUNT,
         Distribution,
         "delivery",
@@ -696,7 +736,7 @@ pub const METRICS: &[MetricDef] = &[
         "Deliveries of the message before this one.",
         SOURCE_QUEUE,
     ),
-    def(
+    MetricDef::new(
         queue::DLQ_MESSAGES,
         Count,
         "message",
@@ -704,7 +744,7 @@ pub const METRICS: &[MetricDef] = &[
         "Messages sent to the dead-letter queue.",
         SOURCE_QUEUE,
     ),
-    def(
+    MetricDef::new(
         health::CHECKS,
         Count,
         "check",
@@ -712,7 +752,7 @@ pub const METRICS: &[MetricDef] = &[
         "Health checks run, split by healthy:true/false.",
         SOURCE_HEALTH,
     ),
-    def(
+    MetricDef::new(
         kpi::TRANSACTION_SUCCESS_RATE,
         Gauge,
         "percent",
@@ -720,7 +760,7 @@ pub const METRICS: &[MetricDef] = &[
         "Completed payments over all completions, last hour.",
         SOURCE_KPI,
     ),
-    def(
+    MetricDef::new(
         kpi::TRANSACTION_AVG_VALUE,
         Gauge,
         "currency unit",
@@ -728,7 +768,7 @@ pub const METRICS: &[MetricDef] = &[
         "Mean value of successful payments, last hour.",
         SOURCE_KPI,
     ),
-    def(
+    MetricDef::new(
         kpi::CUSTOMER_ACQUISITION_RATE,
         Gauge,
         "registration",
@@ -736,7 +776,7 @@ pub const METRICS: &[MetricDef] = &[
         "Registrations in the last 24 hours.",
         SOURCE_KPI,
     ),
-    def(
+    MetricDef::new(
         kpi::FRAUD_EFFECTIVENESS,
         Gauge,
         "percent",
@@ -744,7 +784,7 @@ pub const METRICS: &[MetricDef] = &[
         "Confirmed fraud that was blocked, last hour.",
         SOURCE_KPI,
     ),
-    def(
+    MetricDef::new(
         kpi::SYSTEM_AVAILABILITY,
         Gauge,
         "percent",
@@ -752,7 +792,7 @@ pub const METRICS: &[MetricDef] = &[
         "Healthy checks over all checks, last hour.",
         SOURCE_KPI,
     ),
-    def(
+    MetricDef::new(
         rollup::HOURLY_TOTAL,
         Gauge,
         "payment",
@@ -760,7 +800,7 @@ pub const METRICS: &[MetricDef] = &[
         "Payments completed in the hour (timestamped).",
         SOURCE_ROLLUP,
     ),
-    def(
+    MetricDef::new(
         rollup::HOURLY_SUCCESS_RATE,
         Gauge,
         "percent",
@@ -768,7 +808,7 @@ pub const METRICS: &[MetricDef] = &[
         "Percent of the hour's completions that succeeded (timestamped).",
         SOURCE_ROLLUP,
     ),
-    def(
+    MetricDef::new(
         rollup::HOURLY_AVG_VALUE,
         Gauge,
         "currency unit",
@@ -776,7 +816,7 @@ pub const METRICS: &[MetricDef] = &[
         "Mean value of the hour's successful payments (timestamped).",
         SOURCE_ROLLUP,
     ),
-    def(
+    MetricDef::new(
         rollup::HOURLY_TOTAL_VOLUME,
         Gauge,
         "currency unit",
@@ -784,7 +824,7 @@ pub const METRICS: &[MetricDef] = &[
         "Sum of the hour's successful payment values (timestamped).",
         SOURCE_ROLLUP,
     ),
-    def(
+    MetricDef::new(
         rollup::HOURLY_TOTAL_FEES,
         Gauge,
         "currency unit",
@@ -792,7 +832,7 @@ pub const METRICS: &[MetricDef] = &[
         "Sum of the hour's fees (timestamped).",
         SOURCE_ROLLUP,
     ),
-    def(
+    MetricDef::new(
         rollup::DAILY_TOTAL_PAYMENTS,
         Gauge,
         "payment",
@@ -800,7 +840,7 @@ pub const METRICS: &[MetricDef] = &[
         "Payments completed in the day (timestamped).",
         SOURCE_ROLLUP,
     ),
-    def(
+    MetricDef::new(
         rollup::DAILY_TOTAL_VOLUME,
         Gauge,
         "currency unit",
@@ -808,7 +848,7 @@ pub const METRICS: &[MetricDef] = &[
         "Sum of the day's successful payment values (timestamped).",
         SOURCE_ROLLUP,
     ),
-    def(
+    MetricDef::new(
         rollup::DAILY_TOTAL_USERS,
         Gauge,
         "user",
@@ -816,7 +856,7 @@ pub const METRICS: &[MetricDef] = &[
         "Distinct active users of the day (timestamped).",
         SOURCE_ROLLUP,
     ),
-    def(
+    MetricDef::new(
         rollup::DAILY_TOTAL_REVENUE,
         Gauge,
         "currency unit",
