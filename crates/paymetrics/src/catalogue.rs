@@ -508,7 +508,9 @@ const DAILY_TAGS: &[TagDef] = &[TagDef::one_of(rollup::AGGREGATION, &["daily"])]
 
 use MetricKind::{Count, Distribution, Gauge};
 
-/// The core crate's metrics: typed business events, KPIs and rollups. (External-service
+/// The core crate's metrics: typed business events, KPIs and rollups. (The distinct-user
+/// gauges are recorded by `paymetrics-automation`'s `UniquesCollector`, whose catalogue lists
+/// them.) (External-service
 /// constants live in [`events::external`](crate::events::external) but are recorded by
 /// `paymetrics-tower`, whose catalogue lists them.)
 pub const METRICS: &[MetricDef] = &[
@@ -527,14 +529,6 @@ pub const METRICS: &[MetricDef] = &[
         PAYMENT_ATTEMPT_TAGS,
         "Attempted amount, in units of its currency.",
         SOURCE_PAYMENT,
-    ),
-    MetricDef::new(
-        payment::UNIQUE_SENDERS,
-        Gauge,
-        "sender",
-        &[],
-        "Distinct payment senders this UTC day (HyperLogLog estimate, published by the KPI job).",
-        SOURCE_KPI,
     ),
     MetricDef::new(
         payment::COMPLETIONS,
@@ -623,22 +617,6 @@ pub const METRICS: &[MetricDef] = &[
         ACTIVITY_TAGS,
         "Session duration of a user activity.",
         SOURCE_USER,
-    ),
-    MetricDef::new(
-        user::DAILY_ACTIVE,
-        Gauge,
-        "user",
-        &[],
-        "Distinct active users this UTC day (HyperLogLog estimate).",
-        SOURCE_KPI,
-    ),
-    MetricDef::new(
-        user::MONTHLY_ACTIVE,
-        Gauge,
-        "user",
-        &[],
-        "Distinct active users this UTC month (HyperLogLog estimate).",
-        SOURCE_KPI,
     ),
     MetricDef::new(
         fraud::DETECTIONS,
