@@ -23,6 +23,7 @@
 
 pub mod eval;
 pub mod monitor;
+pub mod query;
 pub mod rule;
 pub mod validate;
 
