@@ -21,10 +21,12 @@
 //! );
 //! ```
 
+pub mod dashboard;
 pub mod eval;
 pub mod monitor;
 pub mod query;
 pub mod rule;
+pub mod slo;
 pub mod validate;
 
 pub use eval::{AlertState, Evaluator, Transition};
