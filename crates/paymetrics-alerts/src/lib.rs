@@ -21,6 +21,7 @@
 //! );
 //! ```
 
+pub mod catalogue;
 pub mod dashboard;
 pub mod eval;
 pub mod monitor;
