@@ -4,8 +4,14 @@
 //! * [`AlertRule`]: the seed's fields (metric, aggregation, comparison, threshold, window,
 //!   severity) plus name, message, runbook URL and tags. [`default_rules`] are the seed's eight,
 //!   fixed where its queries were wrong; [`load_rules`] reads a TOML file.
-//! * [`monitor`]: the JSON bodies Datadog's monitor API accepts (`cargo run --example monitors
+//! * [`monitor`]: the JSON bodies Datadog's monitor API accepts (`cargo run -p paymetrics-alerts --example monitors
 //!   -- export`).
+//! * [`validate`]: every rule checked against a metric catalogue
+//!   ([`paymetrics::catalogue`]) when loaded ([`parse_rules_checked`], [`load_rules_checked`]):
+//!   an unknown metric, a wrong type, a percentile of a non-distribution, `.as_count()` of a
+//!   non-count or an unknown tag key is an error naming the rule and the field.
+//! * [`dashboard`] and [`slo`]: the dashboard and SLO bodies for a payments service, generated
+//!   from the catalogue; [`query`] checks every query they and the monitors contain.
 //! * [`eval`]: local evaluation against the recorder's [windows](paymetrics::window) with
 //!   hysteresis; transitions go out as DogStatsD events and service checks.
 //!

@@ -144,3 +144,23 @@ fn metrics_reference_matches_the_catalogue() {
     );
     golden(root().join("../../docs/METRICS.md"), &text);
 }
+
+#[test]
+fn a_user_rules_file_naming_an_unknown_metric_is_refused_with_rule_and_field() {
+    let path = std::env::temp_dir().join(format!("paymetrics-rules-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "[[rule]]\nname = \"refunds_high\"\nmetric = \"business.refunds\"\nmetric_type = \"count\"\n\
+         aggregation = { kind = \"sum\" }\ncomparison = \">\"\nthreshold = 50\nwindow = \"1h\"\nseverity = \"warning\"\n",
+    )
+    .unwrap();
+    let err = paymetrics_alerts::load_rules_checked(&path, &full_catalogue().unwrap()).unwrap_err();
+    std::fs::remove_file(&path).unwrap();
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            ":2: rule `refunds_high`, field `metric`: `business.refunds` is not a metric"
+        ),
+        "{text}"
+    );
+}
