@@ -856,6 +856,108 @@ mod tests {
         assert_eq!(names.len(), METRICS.len());
     }
 
+    /// Records every business event with every optional field and every closed tag value,
+    /// and the KPIs: everything recorded is catalogued and every entry is recorded. (Rollups
+    /// are timestamped points handed to the exporter, not facade series; external-service
+    /// calls are catalogued by paymetrics-tower, whose layer records them.)
+    #[test]
+    fn core_catalogue_matches_what_the_core_records() {
+        use crate::events::{
+            ActivityType, BusinessEvents, ConfirmedFraud, DeviceType, FraudAction, FraudDetection,
+            HealthCheck, PaymentAttempt, PaymentCompletion, PaymentMethod, PaymentStatus,
+            QueueOperation, QueueOperationKind, RegistrationMethod, UserActivity, UserRegistration,
+            UserTier, UserVerification, VerificationMethod, VerificationStatus, VerificationType,
+        };
+        let names = Catalogue::core()
+            .check_during(|| {
+                let e = BusinessEvents::default();
+                e.payment_attempt(&PaymentAttempt {
+                    amount: 42.0,
+                    currency: "EUR",
+                    payment_method: PaymentMethod::ALL[0],
+                    sender_id: "u1",
+                    sender_country: Some("DE"),
+                    receiver_country: None,
+                });
+                for status in PaymentStatus::ALL {
+                    e.payment_completion(&PaymentCompletion {
+                        status: *status,
+                        amount: 42.0,
+                        fees: Some(1.0),
+                        currency: "EUR",
+                        payment_method: PaymentMethod::ALL[0],
+                        processing_time_ms: Some(100.0),
+                    });
+                }
+                e.user_registration(&UserRegistration {
+                    method: RegistrationMethod::ALL[0],
+                    country: None,
+                    referrer: None,
+                });
+                for status in VerificationStatus::ALL {
+                    e.user_verification(&UserVerification {
+                        verification_type: VerificationType::ALL[0],
+                        status: *status,
+                        method: VerificationMethod::ALL[0],
+                        processing_time_ms: Some(5.0),
+                    });
+                }
+                e.user_activity(&UserActivity {
+                    user_id: "u1",
+                    activity_type: ActivityType::ALL[0],
+                    user_tier: UserTier::ALL[0],
+                    device_type: DeviceType::ALL[0],
+                    session_duration_ms: Some(1.0),
+                });
+                for action in FraudAction::ALL {
+                    e.fraud_detection(&FraudDetection {
+                        action: *action,
+                        risk_score: 80.0,
+                        model_version: Some("m1"),
+                        detection_time_ms: Some(3.0),
+                        amount: Some(10.0),
+                    });
+                }
+                e.confirmed_fraud(&ConfirmedFraud {
+                    blocked: true,
+                    amount: 10.0,
+                });
+                e.queue_operation(&QueueOperation {
+                    queue_name: "settlements",
+                    operation: QueueOperationKind::ALL[0],
+                    message_type: None,
+                    processing_time_ms: Some(1.0),
+                    depth: Some(3),
+                    message_size_bytes: Some(100),
+                    retry_count: Some(0),
+                    dead_lettered: true,
+                });
+                e.health_check(&HealthCheck {
+                    component: "redis",
+                    healthy: true,
+                });
+                crate::kpi::Kpis {
+                    success_rate_percent: 99.0,
+                    avg_value: 1.0,
+                    acquisition_rate: 1.0,
+                    fraud_effectiveness_percent: 100.0,
+                    availability_percent: 100.0,
+                }
+                .publish();
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let expected: Vec<String> = {
+            let mut v: Vec<String> = METRICS
+                .iter()
+                .map(|d| d.name.to_owned())
+                .filter(|n| !n.starts_with("aggregated."))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names, expected);
+    }
+
     #[test]
     fn a_different_redefinition_is_refused() {
         let mut c = Catalogue::core();
