@@ -4,8 +4,14 @@
 //! * [`AlertRule`]: the seed's fields (metric, aggregation, comparison, threshold, window,
 //!   severity) plus name, message, runbook URL and tags. [`default_rules`] are the seed's eight,
 //!   fixed where its queries were wrong; [`load_rules`] reads a TOML file.
-//! * [`monitor`]: the JSON bodies Datadog's monitor API accepts (`cargo run --example monitors
+//! * [`monitor`]: the JSON bodies Datadog's monitor API accepts (`cargo run -p paymetrics-alerts --example monitors
 //!   -- export`).
+//! * [`validate`]: every rule checked against a metric catalogue
+//!   ([`paymetrics::catalogue`]) when loaded ([`parse_rules_checked`], [`load_rules_checked`]):
+//!   an unknown metric, a wrong type, a percentile of a non-distribution, `.as_count()` of a
+//!   non-count or an unknown tag key is an error naming the rule and the field.
+//! * [`dashboard`] and [`slo`]: the dashboard and SLO bodies for a payments service, generated
+//!   from the catalogue; [`query`] checks every query they and the monitors contain.
 //! * [`eval`]: local evaluation against the recorder's [windows](paymetrics::window) with
 //!   hysteresis; transitions go out as DogStatsD events and service checks.
 //!
@@ -21,9 +27,14 @@
 //! );
 //! ```
 
+pub mod catalogue;
+pub mod dashboard;
 pub mod eval;
 pub mod monitor;
+pub mod query;
 pub mod rule;
+pub mod slo;
+pub mod validate;
 
 pub use eval::{AlertState, Evaluator, Transition};
 pub use rule::{Aggregation, AlertRule, Comparison, MetricType, Severity, default_rules};
@@ -115,6 +126,63 @@ pub fn parse_rules(text: &str, path: &str) -> Result<Vec<AlertRule>, RulesError>
         }
     }
     Ok(file.rules)
+}
+
+/// Parses rules as [`parse_rules`] does, then checks each against `catalogue`
+/// ([`validate::check_rule`]): a rule watching an unknown metric, or querying it in a way its
+/// type does not allow, is an error naming the file, the rule's line, the rule and the field.
+///
+/// ```
+/// use paymetrics::catalogue::Catalogue;
+///
+/// let text = r#"
+/// [[rule]]
+/// name = "attempts_p95"
+/// metric = "business.payment.attempts"
+/// metric_type = "count"
+/// aggregation = { kind = "p95" }
+/// comparison = ">"
+/// threshold = 50
+/// window = "1h"
+/// severity = "warning"
+/// "#;
+/// let err = paymetrics_alerts::parse_rules_checked(text, "rules.toml", &Catalogue::core()).unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "rules.toml:3: rule `attempts_p95`, field `aggregation`: a percentile needs a distribution, \
+///      and `business.payment.attempts` is a count"
+/// );
+/// ```
+pub fn parse_rules_checked(
+    text: &str,
+    path: &str,
+    catalogue: &paymetrics::catalogue::Catalogue,
+) -> Result<Vec<AlertRule>, RulesError> {
+    let rules = parse_rules(text, path)?;
+    for rule in &rules {
+        validate::check_rule(rule, catalogue).map_err(|e| RulesError::Invalid {
+            path: path.to_owned(),
+            line: text
+                .find(&format!("\"{}\"", rule.name))
+                .map_or(1, |i| text[..i].matches('\n').count() + 1),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(rules)
+}
+
+/// Reads rules from a TOML file and checks them against `catalogue` (see
+/// [`parse_rules_checked`]).
+pub fn load_rules_checked(
+    path: impl AsRef<std::path::Path>,
+    catalogue: &paymetrics::catalogue::Catalogue,
+) -> Result<Vec<AlertRule>, RulesError> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|source| RulesError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_rules_checked(&text, &path.display().to_string(), catalogue)
 }
 
 /// Reads rules from a TOML file (see [`parse_rules`]).

@@ -125,6 +125,7 @@
 //!   process default unless one is already) and the webpki root certificates.
 
 mod automation;
+pub mod catalogue;
 mod collector;
 mod log;
 mod report;

@@ -17,6 +17,7 @@
 //! The seed's Kubernetes and AWS collectors call cluster APIs and CloudWatch; that belongs to
 //! the Datadog Agent's integrations, not to an in-process SDK, and is left out.
 
+pub mod catalogue;
 pub mod cgroup;
 pub mod process;
 #[cfg(feature = "tokio")]

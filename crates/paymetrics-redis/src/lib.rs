@@ -98,6 +98,7 @@
 //! * `connection-manager` (default): `redis/connection-manager`, to wrap a `ConnectionManager`.
 //! * `cluster-async`: `redis/cluster-async`, to wrap a cluster connection.
 
+pub mod catalogue;
 mod classifier;
 mod command;
 mod connection;

@@ -167,6 +167,7 @@
 //! `SQLX_OFFLINE=true` so that a `DATABASE_URL` set for something else is not used. To change
 //! those queries, regenerate `.sqlx/` as `tests/macros.rs` explains.
 
+pub mod catalogue;
 mod connection;
 mod error;
 mod execute;

@@ -60,6 +60,7 @@
 //! * `axum` (default): read axum's `MatchedPath` as the `endpoint` tag. Without it, give
 //!   [`ApiMetricsLayer::endpoint_fn`] (or every request is `unmatched`).
 
+pub mod catalogue;
 pub mod client;
 mod method;
 pub mod server;

@@ -42,6 +42,7 @@
 
 mod builder;
 pub mod business;
+pub mod catalogue;
 pub mod clock;
 pub mod dogstatsd;
 pub mod events;
