@@ -174,7 +174,8 @@ impl PaymetricsBuilder {
     }
 
     /// Attaches another recorder (for example `metrics-exporter-dogstatsd` or a Prometheus
-    /// exporter) beside paymetrics' own storage. It sees every registration, once per series,
+    /// exporter, for teams that run both: see `cargo run -p paymetrics --example prometheus`)
+    /// beside paymetrics' own storage. It sees every registration, once per series,
     /// and every update through the handles paymetrics hands out.
     pub fn attach_recorder(mut self, recorder: impl Recorder + Send + Sync + 'static) -> Self {
         self.attached.push(Arc::new(recorder));

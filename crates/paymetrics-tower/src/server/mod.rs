@@ -312,6 +312,18 @@ impl From<String> for UserTier {
     }
 }
 
+/// The typed business events' closed tier (`standard`, `premium`, `business`) as the API tier.
+///
+/// ```
+/// let tier = paymetrics_tower::UserTier::from(paymetrics::events::UserTier::Premium);
+/// assert_eq!(tier.as_str(), "premium");
+/// ```
+impl From<paymetrics::events::UserTier> for UserTier {
+    fn from(tier: paymetrics::events::UserTier) -> Self {
+        Self::new(tier.as_str())
+    }
+}
+
 impl From<Arc<str>> for UserTier {
     fn from(tier: Arc<str>) -> Self {
         Self(Tier::Shared(tier))
