@@ -1,8 +1,8 @@
 //! Alert rules for paymetrics: the same rules export Datadog monitor definitions and evaluate
 //! in process.
 //!
-//! * [`AlertRule`]: the seed's fields (metric, aggregation, comparison, threshold, window,
-//!   severity) plus name, message, runbook URL and tags. [`default_rules`] are the seed's eight,
+//! * [`AlertRule`]: the original strategy's fields (metric, aggregation, comparison, threshold, window,
+//!   severity) plus name, message, runbook URL and tags. [`default_rules`] are the original strategy's eight,
 //!   fixed where its queries were wrong; [`load_rules`] reads a TOML file.
 //! * [`monitor`]: the JSON bodies Datadog's monitor API accepts (`cargo run -p paymetrics-alerts --example monitors
 //!   -- export`).

@@ -23,7 +23,7 @@ pub enum Aggregation {
     /// 99th percentile of a distribution (global across hosts).
     P99,
     /// A percentage of a counter: the count with the `numerator` tag over the count of all its
-    /// series, times 100. The seed's "success rate" and "hit rate" are these, not an `avg` of a
+    /// series, times 100. A "success rate" counter and "hit rate" are these, not an `avg` of a
     /// counter.
     Ratio {
         /// The tag (`key:value`) selecting the numerator, for example `success:true`.
@@ -242,7 +242,7 @@ fn rule(
     }
 }
 
-/// The seed's eight rules, fixed where the seed's queries do not mean what they say:
+/// The original strategy's eight rules, fixed where the original strategy's queries do not mean what they say:
 /// the two rates are ratios of counts (not `avg` of a counter), and the two latency rules take
 /// `p95` of a distribution (global across hosts, not an average of per-host percentiles).
 pub fn default_rules() -> Vec<AlertRule> {

@@ -57,7 +57,7 @@ async fn kpis_and_rollups_match_hand_computed_values() {
     });
     advance_to(&clock, &[&a], t(10, 58, 0)).await;
 
-    // 1. Empty windows. At 11:00 the hour 10:00 ended with nothing recorded: the seed's rules
+    // 1. Empty windows. At 11:00 the hour 10:00 ended with nothing recorded: the KPI rules
     //    give 0 for the rollup's ratios, and 100 % for the KPIs' success, fraud and
     //    availability ratios.
     advance_to(&clock, &[&a], t(11, 0, 0)).await;

@@ -1,4 +1,4 @@
-//! Infrastructure collectors for paymetrics (the seed's "Infrastructure Metrics"): what the
+//! Infrastructure collectors for paymetrics (the original strategy's "Infrastructure Metrics"): what the
 //! process, its tokio runtime and its container use, read from `/proc` and `/sys/fs/cgroup` by
 //! a scheduler (every 30 s by default) and recorded as gauges through the `metrics` facade.
 //!
@@ -14,8 +14,8 @@
 //! assert!(recorded.gauge(paymetrics_collectors::process::RESIDENT_MEMORY_BYTES, &[]).unwrap() > 0.0);
 //! ```
 //!
-//! The seed's Kubernetes and AWS collectors call cluster APIs and CloudWatch; that belongs to
-//! the Datadog Agent's integrations, not to an in-process SDK, and is left out.
+//! Kubernetes and CloudWatch metrics come from their APIs, asked once per fleet rather than
+//! by every process: they live in `paymetrics-infra`.
 
 pub mod catalogue;
 pub mod cgroup;

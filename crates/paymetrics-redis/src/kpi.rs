@@ -1,5 +1,5 @@
 //! The cache hit-rate KPI, [`KPI_CACHE_HIT_RATE`]: the share of reads that hit over a sliding
-//! window (10 minutes by default), per `cache_type`: the ratio the seed's `cache_hit_rate_low`
+//! window (10 minutes by default), per `cache_type`: the ratio the original strategy's `cache_hit_rate_low`
 //! alert (below 80 % over 10 minutes, warning) watches, published as a gauge for dashboards, for
 //! monitors that want a plain metric, and for in-process checks.
 //!
@@ -34,7 +34,7 @@ use crate::{
     RESULT_MISS,
 };
 
-/// The window of the hit rate unless told otherwise: the seed alert's 10 minutes.
+/// The window of the hit rate unless told otherwise: the original strategy alert's 10 minutes.
 pub const DEFAULT_HIT_RATE_WINDOW: Duration = Duration::from_secs(600);
 
 /// Hits and misses of one cache type over a window.
@@ -143,7 +143,7 @@ impl CacheHitRate {
             let SeriesValue::Counter(counter) = &series.value else {
                 continue;
             };
-            let mut cache_type = CACHE_TYPE_REDIS; // the seed's default when untagged
+            let mut cache_type = CACHE_TYPE_REDIS; // the default when untagged
             let mut result = None;
             for label in series.key.labels() {
                 match label.key() {

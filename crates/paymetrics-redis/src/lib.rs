@@ -52,7 +52,7 @@
 //!
 //! The KPI [`KPI_CACHE_HIT_RATE`]: hits as a percentage of reads over a sliding window
 //! (10 minutes by default), computed from paymetrics snapshots by [`HitRateExporter`] (see
-//! [`kpi`]). The seed's `cache_hit_rate_low` alert (below 80 % over 10 minutes) needs exactly
+//! [`kpi`]). The original strategy's `cache_hit_rate_low` alert (below 80 % over 10 minutes) needs exactly
 //! this ratio: as a monitor on `avg:kpi.cache.hit_rate{cache_type:redis}`, or computed from the
 //! counter, `sum:cache.operations.hit_miss{result:hit}.as_count() /
 //! sum:cache.operations.hit_miss{*}.as_count() * 100`; both rest on the `result` tag recorded

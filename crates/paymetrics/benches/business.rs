@@ -1,5 +1,5 @@
 //! Recording a payment attempt: the typed API against the same metrics through plain `metrics`
-//! macros with `String` tags built per call (the seed's way), both into a paymetrics recorder.
+//! macros with `String` tags built per call (the common way), both into a paymetrics recorder.
 //!
 //! Functions of the `payment_attempt` group, each cycling through the same eight attempts:
 //!
@@ -100,7 +100,7 @@ fn categorize_amount(amount: f64) -> &'static str {
     }
 }
 
-/// The seed's way: tags formatted into fresh strings for every event.
+/// The common way: tags formatted into fresh strings for every event.
 fn plain(a: &Input) {
     let labels = vec![
         Label::new(payment::CURRENCY, a.currency.to_uppercase()),

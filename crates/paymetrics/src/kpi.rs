@@ -1,11 +1,11 @@
-//! Business KPIs (the seed's `BusinessKPICalculator`), computed from windows rather than from
+//! Business KPIs, computed from windows rather than from
 //! counters kept by hand in Redis.
 //!
 //! [`PeriodTotals`] reads one period's business totals from [`Windows`]; a fleet sums every
-//! instance's totals (see `paymetrics-automation`). [`Kpis::from_totals`] applies the seed's
+//! instance's totals (see `paymetrics-automation`). [`Kpis::from_totals`] applies the original strategy's
 //! formulas and its rules for empty windows, and [`Kpis::publish`] records them as gauges.
 //!
-//! The seed's "success rate" is a counter; a rate is a ratio. The counters stay (with their
+//! A "success rate" counter is a counter; a rate is a ratio. The counters stay (with their
 //! `success:` tag, for dashboards) and the ratio is published here as a gauge.
 //!
 //! ```
@@ -16,7 +16,7 @@
 //! assert_eq!(kpis.success_rate_percent, 95.0);
 //! assert_eq!(kpis.avg_value, 50.0);
 //! assert_eq!(kpis.acquisition_rate, 42.0);
-//! assert_eq!(kpis.fraud_effectiveness_percent, 100.0); // no confirmed fraud: the seed's rule
+//! assert_eq!(kpis.fraud_effectiveness_percent, 100.0); // no confirmed fraud
 //! ```
 
 use std::time::SystemTime;
@@ -27,14 +27,14 @@ use crate::{
 };
 
 /// Gauge, percent (0 to 100, two decimals): completed payments over all completions in the last
-/// hour; 100 when there were none (the seed's rule).
+/// hour; 100 when there were none.
 pub const TRANSACTION_SUCCESS_RATE: &str = "kpi.transaction.success_rate";
 /// Gauge, currency units: mean value of successful payments in the last hour; 0 when none.
 pub const TRANSACTION_AVG_VALUE: &str = "kpi.transaction.avg_value";
 /// Gauge, registrations in the last 24 hours.
 pub const CUSTOMER_ACQUISITION_RATE: &str = "kpi.customer.acquisition_rate";
 /// Gauge, percent: confirmed fraud that was blocked, over all confirmed fraud, in the last hour;
-/// 100 when there was none (the seed's rule).
+/// 100 when there was none.
 pub const FRAUD_EFFECTIVENESS: &str = "kpi.fraud.effectiveness";
 /// Gauge, percent: healthy checks over all health checks in the last hour; 100 when none.
 pub const SYSTEM_AVAILABILITY: &str = "kpi.system.availability";
@@ -170,7 +170,7 @@ pub(crate) fn percent(part: u64, whole: u64, empty: f64) -> f64 {
     }
 }
 
-/// Rounds to two decimals, as the seed's KPIs and rollups do.
+/// Rounds to two decimals, as the KPIs and rollups are published.
 pub(crate) fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
@@ -191,7 +191,7 @@ pub struct Kpis {
 }
 
 impl Kpis {
-    /// Applies the seed's formulas to the last hour's and the last 24 hours' totals.
+    /// Applies the KPI formulas to the last hour's and the last 24 hours' totals.
     pub fn from_totals(last_hour: &PeriodTotals, last_day: &PeriodTotals) -> Self {
         Self {
             success_rate_percent: percent(last_hour.payments_succeeded, last_hour.payments, 100.0),

@@ -37,7 +37,7 @@
 //!   external-service events with cached handles and bounded tags.
 //! * **Windows, uniques, KPIs, rollups** ([`window`], [`uniques`], [`kpi`], [`rollup`]):
 //!   in-process queries over the last hour or a calendar period, distinct users without ids
-//!   leaving the process, and the seed's KPIs and hourly and daily rollups.
+//!   leaving the process, and the business KPIs and hourly and daily rollups.
 //! * **Testing** (`testing`, with the `testing` cargo feature): assert what your code recorded.
 
 mod builder;

@@ -1,6 +1,6 @@
-//! Hourly and daily rollups (the seed's `MetricAggregator`) for the period that just ended.
+//! Hourly and daily rollups for the period that just ended.
 //!
-//! The seed tags each rollup with its hour (`hour:2026-11-28T10:00:00`), a new tag value every
+//! The original strategy tags each rollup with its hour (`hour:2026-11-28T10:00:00`), a new tag value every
 //! hour: unbounded cardinality. Here each rollup is a gauge carrying the DogStatsD timestamp
 //! (`|T`) of the last second of the period it describes (Datadog ingests such points up to an
 //! hour old, so not the period's start), tagged only `aggregation:hourly` or `aggregation:daily`.
@@ -31,7 +31,7 @@ use crate::{
 
 /// Gauge (timestamped), payments completed in the hour, any status.
 pub const HOURLY_TOTAL: &str = "aggregated.payments.total";
-/// Gauge (timestamped), percent of the hour's completions that succeeded; 0 when none (the seed's rule).
+/// Gauge (timestamped), percent of the hour's completions that succeeded; 0 when none.
 pub const HOURLY_SUCCESS_RATE: &str = "aggregated.payments.success_rate";
 /// Gauge (timestamped), mean value of the hour's successful payments; 0 when none.
 pub const HOURLY_AVG_VALUE: &str = "aggregated.payments.avg_value";
@@ -73,7 +73,7 @@ impl HourlyRollup {
         Self {
             hour_start: hour_start(hour),
             total_payments: t.payments,
-            // The seed's rollups read 0 (not the KPI's 100) for an hour without payments.
+            // Rollups read 0 (not the KPI's 100) for an hour without payments.
             success_rate_percent: percent(t.payments_succeeded, t.payments, 0.0),
             avg_value: if t.payments_succeeded == 0 {
                 0.0

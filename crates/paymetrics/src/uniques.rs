@@ -1,6 +1,6 @@
 //! Counting distinct users in process, so no user id ever leaves it.
 //!
-//! The seed sends user ids as DogStatsD set values (`business.user.daily_active`). That leaks
+//! Sending user ids as DogStatsD set values (`business.user.daily_active`). That leaks
 //! identifiers to the metrics pipeline, and a DogStatsD set counts uniques per 10-second flush
 //! only: "daily active" built from it is meaningless. Here each id is hashed in process into a
 //! [`HyperLogLog`] sketch per UTC day (and month), and only the estimate is published as a gauge.

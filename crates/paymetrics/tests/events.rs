@@ -1,6 +1,6 @@
 //! The typed business events as a user sees them: every metric name, type, tag key and value
-//! each event records, and nothing else; the seed's bucket boundaries; the bounding of open tag
-//! values; and the in-process uniques that replace the seed's sets.
+//! each event records, and nothing else; the original strategy's bucket boundaries; the bounding of open tag
+//! values; and the in-process uniques that replace the original strategy's sets.
 
 use std::{collections::BTreeSet, sync::Arc};
 

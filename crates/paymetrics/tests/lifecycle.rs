@@ -154,7 +154,7 @@ fn cardinality_cap_folds_new_series_into_one_overflow_series() {
         .unwrap();
     with_local_recorder(metrics.recorder(), || {
         for user in 0..10_000 {
-            // The seed's mistake, on purpose: a user id as a tag value.
+            // The original strategy's mistake, on purpose: a user id as a tag value.
             metrics::counter!("payments.by_user", "user_id" => user.to_string()).increment(1);
         }
         metrics::counter!("other.metric", "k" => "v").increment(1);

@@ -1,9 +1,9 @@
-//! The seed's `_categorize_*` helpers as closed enums: amount ranges, processing-time buckets and
+//! The original strategy's `_categorize_*` helpers as closed enums: amount ranges, processing-time buckets and
 //! risk levels, each with its thresholds as constants.
 //!
 //! Every bucket is half-open: a value exactly at a threshold belongs to the bucket above it
 //! (`10.0` is [`AmountRange::Small`], `100.0` ms is [`ProcessingTimeBucket::Normal`], a risk
-//! score of `30.0` is [`RiskLevel::Medium`]). As in the seed, the comparisons are `<` chains, so
+//! score of `30.0` is [`RiskLevel::Medium`]). As in the original strategy, the comparisons are `<` chains, so
 //! a NaN falls through to the top bucket; the recorder drops the NaN value itself.
 //!
 //! ```
@@ -41,7 +41,7 @@ impl AmountRange {
     /// Lowest amount of [`Enterprise`](Self::Enterprise).
     pub const ENTERPRISE_FROM: f64 = 10_000.0;
 
-    /// The range `amount` falls in (the seed's `_categorize_amount`).
+    /// The range `amount` falls in.
     pub fn of(amount: f64) -> Self {
         if amount < Self::SMALL_FROM {
             Self::Micro
@@ -80,7 +80,7 @@ pub enum ProcessingTimeBucket {
     Slow,
     /// From [`VERY_SLOW_FROM_MS`](Self::VERY_SLOW_FROM_MS) up: `very_slow`.
     VerySlow,
-    /// No processing time was given: `unknown`. (The seed filed these under `fast`, by
+    /// No processing time was given: `unknown`. (The original strategy filed these under `fast`, by
     /// categorising a default of 0 ms, which made the fast bucket look better than it was.)
     Unknown,
 }
@@ -93,7 +93,7 @@ impl ProcessingTimeBucket {
     /// Lowest time of [`VerySlow`](Self::VerySlow), in milliseconds.
     pub const VERY_SLOW_FROM_MS: f64 = 2_000.0;
 
-    /// The bucket `time_ms` falls in (the seed's `_categorize_processing_time`).
+    /// The bucket `time_ms` falls in.
     pub fn of(time_ms: f64) -> Self {
         if time_ms < Self::NORMAL_FROM_MS {
             Self::Fast
@@ -141,7 +141,7 @@ impl RiskLevel {
     /// Lowest score of [`High`](Self::High).
     pub const HIGH_FROM: f64 = 70.0;
 
-    /// The level of `score` (the seed's `_categorize_risk_score`).
+    /// The level of `score`.
     pub fn of(score: f64) -> Self {
         if score < Self::MEDIUM_FROM {
             Self::Low

@@ -1,4 +1,4 @@
-//! External-service calls (the seed's `track_external_service_call`), recorded by hand or by the
+//! External-service calls, recorded by hand or by the
 //! outbound tower layer of `paymetrics-tower`.
 //!
 //! ```
@@ -75,7 +75,7 @@ pub struct ExternalServiceCall {
 }
 
 impl ExternalServiceCall {
-    /// Records the seed's five external-service metrics for this call.
+    /// Records the original strategy's five external-service metrics for this call.
     pub fn record(&self) {
         let labels = [
             (SERVICE_NAME, self.service_name.clone()),

@@ -1,4 +1,4 @@
-//! Fraud detections (the seed's `track_fraud_detection`) and confirmed-fraud outcomes, which the
+//! Fraud detections and confirmed-fraud outcomes, which the
 //! fraud-effectiveness KPI needs: the share of confirmed fraud that was blocked.
 //!
 //! ```

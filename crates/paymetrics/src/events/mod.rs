@@ -1,4 +1,4 @@
-//! Typed business and technical events: one call records every metric the seed's
+//! Typed business and technical events: one call records every metric the original strategy's
 //! `BusinessMetrics` and `TechnicalMetrics` record for that event, through the `metrics` facade.
 //!
 //! Each event is a plain struct with named, unit-suffixed fields, recorded by one method of the
@@ -23,8 +23,8 @@
 //! * **Bounded tags.** Closed sets are enums. Open-ended tag values (currencies, countries,
 //!   model versions, queue names, ...) are [normalised](normalize) and capped per tag key, so
 //!   no caller can explode cardinality. Amounts, processing times and risk scores are also
-//!   tagged by their seed [`buckets`].
-//! * **No user ids.** The seed sent user ids as DogStatsD sets. Here they go into the handle's
+//!   tagged by their [`buckets`].
+//! * **No user ids.** A DogStatsD set of user ids counts uniques per flush, not per day. Here they go into the handle's
 //!   in-process [`Uniques`](crate::uniques::Uniques) sketches, and no event puts one in a tag.
 //! * **Cached handles.** Each series' `metrics` handles are registered on first use and kept,
 //!   so a hot event formats nothing and looks nothing up in the recorder's registry. They are
@@ -32,7 +32,7 @@
 //!   before recording, and in tests create the `BusinessEvents` inside
 //!   `paymetrics::testing::capture` (feature `testing`) or `capture_async`, or
 //!   `with_local_recorder`.
-//! * **Ratios are queries.** The seed's `*.success_rate` counters are kept, split by a
+//! * **Ratios are queries.** The `*.success_rate` counters are kept, split by a
 //!   `success:true|false` tag, for dashboards; rates themselves are the KPI job's gauges.
 //!
 //! ```

@@ -1,4 +1,4 @@
-//! Normalising the tag values the seed leaves open, so that no caller can explode cardinality.
+//! Normalising the tag values the original strategy leaves open, so that no caller can explode cardinality.
 //!
 //! * **Currencies** become one of [`CURRENCIES`] (common ISO 4217 codes, matched
 //!   case-insensitively), or [`OTHER`].
@@ -35,7 +35,7 @@ use super::business::{FastHasher, Sharded};
 
 /// Tag value for a currency outside [`CURRENCIES`] and for open values past their tag's cap.
 pub const OTHER: &str = "other";
-/// Tag value for a missing or malformed country, and the seed's default for several open tags.
+/// Tag value for a missing or malformed country, and the default for several open tags.
 pub const UNKNOWN: &str = "unknown";
 /// The longest open tag value kept, in characters; longer values are cut.
 pub const MAX_VALUE_LENGTH: usize = 64;

@@ -1,4 +1,4 @@
-//! Payment attempts and completions (the seed's `track_payment_attempt` and
+//! Payment attempts and completions (the original strategy's `track_payment_attempt` and
 //! `track_payment_completion`).
 //!
 //! ```
@@ -60,7 +60,7 @@ pub const ATTEMPTS: &str = "business.payment.attempts";
 pub const AMOUNT: &str = "business.payment.amount";
 /// Gauge, distinct payment senders this UTC day, estimated in process from
 /// [`Uniques`](crate::uniques::Uniques) (fed by every attempt) and published by the KPI job.
-/// The seed sent sender ids as a DogStatsD set; no id leaves the process here. No event
+/// Sender ids are never sent as a DogStatsD set; no id leaves the process here. No event
 /// records it directly.
 pub const UNIQUE_SENDERS: &str = "business.payment.unique_senders";
 
@@ -109,7 +109,7 @@ tag_enum! {
         Wallet => "wallet",
         /// `other`: any other method.
         Other => "other",
-        /// `unknown`: not known at this point (the seed's default for completions).
+        /// `unknown`: not known at this point (the default for completions).
         Unknown => "unknown",
     }
 }

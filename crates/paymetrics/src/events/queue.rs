@@ -1,4 +1,4 @@
-//! Message-queue operations (the seed's `track_message_queue_operation`).
+//! Message-queue operations.
 //!
 //! ```
 //! use paymetrics::events::{BusinessEvents, QueueOperation, QueueOperationKind, queue};
@@ -42,7 +42,7 @@ pub const OPERATIONS_COUNT: &str = "queue.operations.count";
 /// [`OPERATIONS_COUNT`].
 pub const OPERATIONS_PROCESSING_TIME: &str = "queue.operations.processing_time";
 /// Gauge, messages waiting in the queue as last observed; only when given. Tags as
-/// [`OPERATIONS_COUNT`] (the seed tags the depth with the operation and message type too).
+/// [`OPERATIONS_COUNT`] (the original strategy tags the depth with the operation and message type too).
 pub const DEPTH_CURRENT: &str = "queue.depth.current";
 /// Distribution, message size in bytes; only when given. Tags as [`OPERATIONS_COUNT`].
 pub const MESSAGE_SIZE: &str = "queue.message.size";

@@ -1,7 +1,7 @@
-//! User registrations, verifications and activity (the seed's `track_user_registration`,
+//! User registrations, verifications and activity (the original strategy's `track_user_registration`,
 //! `track_user_verification` and `track_user_activity`).
 //!
-//! The seed sent user ids as DogStatsD sets (`business.user.daily_active`,
+//! A DogStatsD set of user ids counts uniques per flush, not per day (`business.user.daily_active`,
 //! `business.user.monthly_active`). Here an activity hashes the id into the in-process
 //! [`Uniques`](crate::uniques::Uniques) sketches instead, and the KPI job publishes the
 //! estimates as the gauges [`DAILY_ACTIVE`] and [`MONTHLY_ACTIVE`]: no user id is ever a tag.
@@ -42,7 +42,7 @@ use super::{
 
 /// Counter, completed registrations. Tags: [`REGISTRATION_METHOD`], [`COUNTRY`], [`REFERRER`].
 pub const REGISTRATIONS: &str = "business.user.registrations";
-/// Counter, registrations entering the funnel (the seed increments it with
+/// Counter, registrations entering the funnel (the original strategy increments it with
 /// [`REGISTRATIONS`]). Tags as [`REGISTRATIONS`].
 pub const FUNNEL_REGISTRATION_STARTED: &str = "business.user.funnel.registration_started";
 
@@ -87,11 +87,11 @@ pub const USER_TIER: &str = "user_tier";
 /// Tag key: a [`DeviceType`].
 pub const DEVICE_TYPE: &str = "device_type";
 
-/// The referrer of a registration without one (the seed's default).
+/// The referrer of a registration without one (the default).
 pub const DIRECT: &str = "direct";
 
 tag_enum! {
-    /// How a user signed up (`registration_method` tag; the seed's default is `email`).
+    /// How a user signed up (`registration_method` tag; the default is `email`).
     RegistrationMethod {
         /// `email`: email and password.
         Email => "email",
@@ -153,7 +153,7 @@ impl VerificationStatus {
 }
 
 tag_enum! {
-    /// How the verification is performed (`method` tag; the seed's default is `unknown`).
+    /// How the verification is performed (`method` tag; the default is `unknown`).
     VerificationMethod {
         /// `sms`: a code sent by SMS.
         Sms => "sms",
@@ -229,7 +229,7 @@ impl UserTier {
 }
 
 tag_enum! {
-    /// The device used (`device_type` tag; the seed's default is `unknown`).
+    /// The device used (`device_type` tag; the default is `unknown`).
     DeviceType {
         /// `desktop`: a desktop browser or app.
         Desktop => "desktop",
