@@ -51,9 +51,9 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `kubernetes` | [`kubernetes`]: kube and k8s-openapi, rustls on *ring*; picks no Kubernetes API version (the application does, as k8s-openapi requires) |
+//! | `kubernetes` | the `kubernetes` module: kube and k8s-openapi, rustls on *ring*; picks no Kubernetes API version (the application does, as k8s-openapi requires) |
 //! | `k8s-earliest` | `kubernetes` with k8s-openapi's `earliest` version, for applications that do not depend on k8s-openapi themselves |
-//! | `cloudwatch` | [`cloudwatch`]: aws-sdk-cloudwatch and aws-config (standard credential chain), rustls on *ring* |
+//! | `cloudwatch` | the `cloudwatch` module: aws-sdk-cloudwatch and aws-config (standard credential chain), rustls on *ring* |
 //!
 //! None is on by default: the lease and the runner alone cost only redis and tokio, which the
 //! fleet store already brings.

@@ -342,7 +342,7 @@ impl Catalogue {
     /// Checks everything a `metrics_util` debugging recorder saw (counters, gauges and
     /// histograms, with their tag keys): integration crates record through their real code
     /// under a [`DebuggingRecorder`](metrics_util::debugging::DebuggingRecorder) and call this,
-    /// so the catalogue and the recording code cannot drift.
+    /// so the catalogue and the recording code cannot drift. With the `testing` feature.
     ///
     /// ```
     /// use metrics_util::debugging::DebuggingRecorder;
@@ -358,6 +358,7 @@ impl Catalogue {
     /// metrics::with_local_recorder(&recorder, || metrics::counter!("made.up").increment(1));
     /// assert!(Catalogue::core().check_snapshotter(&snapshotter).is_err());
     /// ```
+    #[cfg(feature = "testing")]
     pub fn check_snapshotter(
         &self,
         snapshotter: &metrics_util::debugging::Snapshotter,
@@ -376,7 +377,8 @@ impl Catalogue {
 
     /// Runs `f` under a fresh debugging recorder (on this thread), checks everything it
     /// recorded ([`check_snapshotter`](Self::check_snapshotter)) and returns the names recorded,
-    /// sorted, so a test can also assert it exercised every catalogued metric.
+    /// sorted, so a test can also assert it exercised every catalogued metric. With the
+    /// `testing` feature.
     ///
     /// ```
     /// use paymetrics::{catalogue::Catalogue, events::health};
@@ -388,6 +390,7 @@ impl Catalogue {
     /// assert_eq!(names, ["system.health.checks"]);
     /// # Ok::<(), paymetrics::catalogue::CatalogueError>(())
     /// ```
+    #[cfg(feature = "testing")]
     pub fn check_during(&self, f: impl FnOnce()) -> Result<Vec<String>, CatalogueError> {
         let recorder = metrics_util::debugging::DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
