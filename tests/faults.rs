@@ -296,6 +296,9 @@ fn stream_agent_never_accepts() -> String {
 
     // The Agent starts accepting: the next flush is delivered.
     let listener: UnixListener = UnixListener::from(std::os::fd::OwnedFd::from(listener));
+    // Take the connection that filled the backlog here, so paymetrics' connect finds room
+    // whatever the reader thread's timing.
+    let _first = listener.accept().unwrap();
     let frames = read_frames(listener);
     with_local_recorder(metrics.recorder(), || {
         metrics::counter!("faults.unstuck").increment(1)
