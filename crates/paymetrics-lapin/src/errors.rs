@@ -1,21 +1,9 @@
 //! `queue.operations.errors`: the closed [`ErrorType`] set and the bounded table of counters.
 //!
-//! Errors are rare, so their counters live behind a mutex in a map keyed by queue name; the map
-//! is capped so that no stream of queue names can grow it without bound.
+//! The table itself (a capped map of counters) is the core's
+//! [`QueueErrors`](paymetrics::events::queue::QueueErrors), shared with the other broker crates.
 
-use std::{
-    collections::HashMap,
-    sync::{Mutex, PoisonError},
-};
-
-use metrics::{Counter, Key, Label, Level, Metadata, SharedString};
-use paymetrics::events::{
-    QueueOperationKind,
-    normalize::{self, OTHER},
-    queue::{OPERATION, QUEUE_NAME},
-};
-
-use crate::{ERROR_TYPE, OPERATIONS_ERRORS};
+use paymetrics::events::{QueueOperationKind, queue::QueueErrors};
 
 /// What went wrong with a queue operation (the `error_type` tag).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,49 +44,30 @@ impl ErrorType {
     }
 }
 
-static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
-
-type ErrorKey = (Box<str>, QueueOperationKind, ErrorType);
-
-/// The error counters of one channel (and its clones and consumers).
+/// The error counters of one channel (and its clones and consumers): the core's bounded
+/// [`QueueErrors`] table, keyed by this crate's closed [`ErrorType`].
 #[derive(Debug)]
-pub(crate) struct Errors {
-    /// Series kept with their own queue name; later ones are recorded under `other`.
-    max_series: usize,
-    counters: Mutex<HashMap<ErrorKey, Counter>>,
-}
+pub(crate) struct Errors(QueueErrors);
 
 impl Errors {
     pub(crate) fn new(max_series: usize) -> Self {
-        Self {
-            max_series,
-            counters: Mutex::default(),
-        }
+        Self(QueueErrors::new(max_series))
     }
 
-    /// Counts one failure of `operation` on `queue` (sanitised); once the table holds
-    /// `max_series` series, new ones are recorded with the queue name `other`.
+    /// Counts one failure of `operation` on `queue`; past the table's cap, new series are
+    /// recorded with the queue name `other`.
     pub(crate) fn record(&self, queue: &str, operation: QueueOperationKind, error: ErrorType) {
-        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut key: ErrorKey = (Box::from(normalize::sanitize(queue)), operation, error);
-        if !counters.contains_key(&key) && counters.len() >= self.max_series {
-            key.0 = Box::from(OTHER);
-        }
-        let counter = counters.entry(key).or_insert_with_key(|(name, _, _)| {
-            let labels = vec![
-                Label::new(QUEUE_NAME, SharedString::from(name.to_string())),
-                Label::from_static_parts(OPERATION, operation.as_str()),
-                Label::from_static_parts(ERROR_TYPE, error.as_str()),
-            ];
-            let key = Key::from_parts(OPERATIONS_ERRORS, labels);
-            metrics::with_recorder(|r| r.register_counter(&key, &METADATA))
-        });
-        counter.increment(1);
+        self.0.record(queue, operation, error.as_str());
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use paymetrics::events::{
+        normalize::OTHER,
+        queue::{ERROR_TYPE, OPERATION, OPERATIONS_ERRORS, QUEUE_NAME},
+    };
+
     use super::*;
 
     #[test]

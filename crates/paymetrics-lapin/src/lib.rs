@@ -114,9 +114,4 @@ pub use depth::DepthSampler;
 pub use errors::ErrorType;
 pub use retries::retry_count;
 
-/// Counter, queue operations that failed. Tags: `queue_name`, `operation`
-/// ([`paymetrics::events::queue::QUEUE_NAME`], [`paymetrics::events::queue::OPERATION`]) and
-/// [`ERROR_TYPE`].
-pub const OPERATIONS_ERRORS: &str = "queue.operations.errors";
-/// Tag key: what went wrong, from the closed [`ErrorType`] set.
-pub const ERROR_TYPE: &str = "error_type";
+pub use paymetrics::events::queue::{ERROR_TYPE, OPERATIONS_ERRORS};

@@ -102,11 +102,6 @@ pub use errors::ErrorType;
 pub use messages::{InstrumentedMessage, InstrumentedMessages};
 pub use pending::{PendingSampler, SampleError};
 
-/// Counter, queue operations that failed. Tags: `queue_name`, `operation`
-/// ([`paymetrics::events::queue::QUEUE_NAME`], [`paymetrics::events::queue::OPERATION`]) and
-/// [`ERROR_TYPE`].
-pub const OPERATIONS_ERRORS: &str = "queue.operations.errors";
-/// Tag key: what went wrong, from the closed [`ErrorType`] set.
-pub const ERROR_TYPE: &str = "error_type";
+pub use paymetrics::events::queue::{ERROR_TYPE, OPERATIONS_ERRORS};
 /// Tag key of `queue.depth.current` here: the consumer whose pending count it is.
 pub const CONSUMER: &str = "consumer";

@@ -171,3 +171,68 @@ impl BusinessEvents {
         );
     }
 }
+
+/// Counter, queue operations that failed. Tags: [`QUEUE_NAME`], [`OPERATION`] and
+/// [`ERROR_TYPE`]. Recorded by the broker integrations through [`QueueErrors`].
+pub const OPERATIONS_ERRORS: &str = "queue.operations.errors";
+/// Tag key: what went wrong, from a closed set the recording integration documents.
+pub const ERROR_TYPE: &str = "error_type";
+
+/// The bounded table of `queue.operations.errors` counters, shared by broker integrations.
+///
+/// Errors are rare, so their counters live behind a mutex in a map keyed by queue name,
+/// operation and error type; the map is capped, so no stream of queue names can grow it without
+/// bound: once it holds `max_series` series, new ones are recorded with the queue name `other`.
+///
+/// ```
+/// use paymetrics::events::{QueueOperationKind, queue::QueueErrors};
+///
+/// let errors = QueueErrors::new(64);
+/// errors.record("settlements", QueueOperationKind::Publish, "nack");
+/// ```
+#[derive(Debug)]
+pub struct QueueErrors {
+    max_series: usize,
+    counters: std::sync::Mutex<std::collections::HashMap<ErrorKey, Counter>>,
+}
+
+type ErrorKey = (Box<str>, QueueOperationKind, &'static str);
+
+static ERROR_METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+
+impl QueueErrors {
+    /// A table keeping at most `max_series` series with their own queue name.
+    pub fn new(max_series: usize) -> Self {
+        Self {
+            max_series,
+            counters: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Counts one failure of `operation` on `queue` (sanitised as every open tag value is).
+    pub fn record(&self, queue: &str, operation: QueueOperationKind, error_type: &'static str) {
+        let mut counters = self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut key: ErrorKey = (
+            Box::from(super::normalize::sanitize(queue)),
+            operation,
+            error_type,
+        );
+        if !counters.contains_key(&key) && counters.len() >= self.max_series {
+            key.0 = Box::from(super::normalize::OTHER);
+        }
+        let counter = counters.entry(key).or_insert_with_key(|(name, _, _)| {
+            let labels = vec![
+                Label::new(QUEUE_NAME, metrics::SharedString::from(name.to_string())),
+                Label::from_static_parts(OPERATION, operation.as_str()),
+                Label::from_static_parts(ERROR_TYPE, error_type),
+            ];
+            let key = metrics::Key::from_parts(OPERATIONS_ERRORS, labels);
+            metrics::with_recorder(|r| r.register_counter(&key, &ERROR_METADATA))
+        });
+        counter.increment(1);
+    }
+}
